@@ -1,0 +1,76 @@
+"""The model adapter contract: how a model answers a batch of requests."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from harness.types import Request, Response
+
+
+class ModelInfo(BaseModel):
+    """What results and the leaderboard say about the model."""
+
+    spec: str  # as given on the command line, e.g. "tinyllava:/ckpt"
+    name: str  # short display name
+    path: str = ""
+    is_demo: bool = False
+    fingerprint: str = ""
+    dtype: str = ""
+    device: str = ""
+    n_parameters: int | None = None
+    llm: str = ""  # language model family, e.g. "llama", "phi"
+    vision_tower: str = ""  # e.g. "siglip", "clip"
+    template: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelAdapter(ABC):
+    """A model behind ``generate``. The runner owns ordering, batching, caching and progress;
+    the adapter owns what happens inside one batch (preprocessing, templates, padding, stops)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, target: str, args: Mapping[str, str], device: str | None, seed: int) -> ModelAdapter:
+        """Build from the part of ``--model NAME:TARGET`` after the colon and ``--model-args``."""
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Checkpoint content hash + every setting that changes outputs; part of cache keys."""
+
+    @property
+    @abstractmethod
+    def info(self) -> ModelInfo:
+        ...
+
+    def preparer(self) -> Callable[[Request], Any]:
+        """A picklable callable doing the CPU work for one request (decode and preprocess images,
+        tokenise), run in DataLoader workers. It must not hold the model.
+
+        It raises on bad input (for example an unreadable image); the runner records the error for
+        that sample and goes on.
+        """
+        return open_images
+
+    def sort_key(self, request: Request) -> int:
+        """Length estimate used to sort requests into batches of similar length."""
+        return len(request.prompt)
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request], prepared: Sequence[Any]) -> list[Response]:
+        """Answer a batch. Return one response per request, in order; errors go in ``Response.error``."""
+
+    def close(self) -> None:
+        """Release resources (GPU memory, connections)."""
+
+
+def open_images(request: Request) -> list[Any]:
+    """Default preparation: the request's images decoded as RGB PIL images."""
+    return [image.open() for image in request.images]

@@ -1,0 +1,195 @@
+"""``python -m harness``: run, score, list, data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import HarnessError
+
+DEFAULT_OUTPUT = "results"
+
+
+def _default_workers() -> int:
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from harness.demo import DEMO_MODEL_SPEC
+
+    parser = argparse.ArgumentParser(prog="harness", description="Evaluate TinyLLaVA-style models exactly.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run tasks on a model")
+    run.add_argument("--tasks", required=True, help="comma-separated task names (see `harness list`)")
+    run.add_argument("--model", default=DEMO_MODEL_SPEC, help="ADAPTER:TARGET, e.g. tinyllava:/ckpt (default: demo)")
+    run.add_argument("--model-args", default=None, help="adapter options k=v,k=v (e.g. conv=phi,dtype=float32)")
+    run.add_argument("--batch-size", type=_positive, default=8)
+    run.add_argument("--limit", type=_positive, default=None, help="only the first N samples of each task")
+    run.add_argument(
+        "--data-root", default=None, help="LLaVA eval layout root (default: $HARNESS_DATA_ROOT, else demo data)"
+    )
+    run.add_argument("--output-dir", default=DEFAULT_OUTPUT, help="results root (run dirs, cache, store)")
+    run.add_argument("--store", default=None, help="results store URL (default: sqlite in --output-dir)")
+    run.add_argument("--protocol", default="llava15")
+    run.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for image decoding")
+    run.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    run.add_argument("--no-progress", action="store_true")
+
+    score = sub.add_parser("score", help="score an answers file without a model")
+    score.add_argument("task")
+    score.add_argument(
+        "--answers", required=True, help="LLaVA answers JSONL, a samples log, or (mme) an eval_tool folder"
+    )
+    score.add_argument("--data-root", default=None)
+    score.add_argument("--json", action="store_true", help="print the task result as one JSON object, nothing else")
+    score.add_argument("--output-dir", default=None, help="also save a run directory and store entry here")
+    score.add_argument("--store", default=None)
+
+    lst = sub.add_parser("list", help="list tasks and model adapters")
+    lst.add_argument("--json", action="store_true")
+
+    data = sub.add_parser("data", help="what each task needs; check a data root")
+    data.add_argument("task", nargs="?", default=None)
+    data.add_argument("--data-root", default=None)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.evaluate import RunOptions, run
+
+    options = RunOptions(
+        tasks=args.tasks,
+        model=args.model,
+        model_args=args.model_args,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        data_root=args.data_root,
+        output_dir=args.output_dir,
+        protocol=args.protocol,
+        device=args.device,
+        seed=args.seed,
+        num_workers=_default_workers() if args.num_workers is None else max(0, args.num_workers),
+        store=args.store,
+        use_cache=not args.no_cache,
+        show_progress=not args.no_progress,
+        argv=list(argv),
+    )
+    run(options)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.console import print_task_result
+    from harness.scoring import ScoreOptions, result_json, save_scored, score_answers
+
+    options = ScoreOptions(args.task, args.answers, args.data_root, args.output_dir, args.store, list(argv))
+    scored = score_answers(options)
+    run_dir = save_scored(scored, options) if args.output_dir else None
+    if args.json:
+        sys.stdout.write(json.dumps(result_json(scored.result), ensure_ascii=False) + "\n")
+        return 0
+    console = Console()
+    print_task_result(console, scored.result)
+    if run_dir is not None:
+        console.print(f"saved: {run_dir / 'results.json'}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from harness.registry import get_adapter_class, get_task, model_names, task_names
+
+    tasks = [get_task(n) for n in task_names()]
+    adapters = [get_adapter_class(n) for n in model_names()]
+    if args.json:
+        payload = {
+            "tasks": [
+                {"name": t.name, "version": t.version, "judged": t.judged, "headline": list(t.headline),
+                 "description": t.description, "files": [f.model_dump() for f in t.data_files()]}
+                for t in tasks
+            ],
+            "models": [{"name": a.name, "description": a.description} for a in adapters],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    console = Console()
+    table = Table(title="tasks")
+    for col in ("task", "version", "judged", "headline", "files needed (score / +run)"):
+        table.add_column(col)
+    for t in tasks:
+        files = "\n".join(f"{f.path}{'' if f.needed_for == 'score' else '  (+run)'}" for f in t.data_files())
+        table.add_row(t.name, t.version, "yes" if t.judged else "no", ", ".join(t.headline), files)
+    console.print(table)
+    models = Table(title="model adapters")
+    models.add_column("adapter")
+    models.add_column("description")
+    for a in adapters:
+        models.add_row(a.name, a.description)
+    console.print(models)
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from harness.datacheck import check_task, resolve_data_root
+    from harness.registry import get_task, task_names
+
+    tasks = [get_task(args.task)] if args.task else [get_task(n) for n in task_names()]
+    root = resolve_data_root(args.data_root)
+    console = Console()
+    missing = 0
+    for task in tasks:
+        table = Table(title=f"{task.name} v{task.version}" + (f" under {root}" if root else ""), title_justify="left")
+        for col in ("path", "needed for", "status" if root else "description", "source"):
+            table.add_column(col)
+        if root is None:
+            for f in task.data_files():
+                table.add_row(f.path, f.needed_for, f.description, f.source)
+        else:
+            for st in check_task(task, root, "run"):
+                missing += not st.present
+                status = f"[green]ok[/] {st.detail}" if st.present else "[red]MISSING[/]"
+                table.add_row(st.spec.path, st.spec.needed_for, status, "" if st.present else st.spec.source)
+        console.print(table)
+        if root is not None and all(s.present for s in check_task(task, root, "score")):
+            try:
+                console.print(f"  {len(task.load(root))} samples")
+            except HarnessError as exc:
+                missing += 1
+                console.print(f"  [red]cannot load:[/] {exc}")
+    if root is None:
+        console.print("check a root with: python -m harness data --data-root DIR")
+    return 1 if missing else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        if args.command == "score":
+            return _cmd_score(args, argv)
+        if args.command == "list":
+            return _cmd_list(args)
+        return _cmd_data(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished work is saved; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,70 @@
+"""Which files a task needs under the data root, and a check that names every missing one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import DataError, UsageError
+from harness.hashing import tree_digest
+from harness.task import Task
+from harness.types import DataFile
+
+Purpose = Literal["score", "run"]
+
+
+@dataclass
+class FileStatus:
+    task: str
+    spec: DataFile
+    path: Path
+    present: bool
+    detail: str  # size, or number of entries for a folder
+
+
+def resolve_data_root(flag: str | None) -> Path | None:
+    """``--data-root``, else ``$HARNESS_DATA_ROOT``, else None (the caller may use the demo root)."""
+    for value, source in ((flag, "--data-root"), (os.environ.get("HARNESS_DATA_ROOT"), "HARNESS_DATA_ROOT")):
+        if value:
+            root = Path(value).expanduser()
+            if not root.is_dir():
+                raise UsageError(f"{source}: '{value}' is not a directory")
+            return root.resolve()
+    return None
+
+
+def _needed(spec: DataFile, purpose: Purpose) -> bool:
+    return purpose == "run" or spec.needed_for == "score"
+
+
+def check_task(task: Task, root: Path, purpose: Purpose = "run") -> list[FileStatus]:
+    statuses: list[FileStatus] = []
+    for spec in task.data_files():
+        if not _needed(spec, purpose):
+            continue
+        path = root / spec.path
+        if spec.kind == "dir":
+            present = path.is_dir() and any(path.iterdir())
+            detail = f"{sum(1 for _ in path.iterdir())} entries" if path.is_dir() else ""
+        else:
+            present = path.is_file()
+            detail = f"{path.stat().st_size:,} bytes" if present else ""
+        statuses.append(FileStatus(task.name, spec, path, present, detail))
+    return statuses
+
+
+def require_data(tasks: Sequence[Task], root: Path, purpose: Purpose) -> None:
+    """Raise one DataError naming every missing path and where to get it."""
+    missing = [s for task in tasks for s in check_task(task, root, purpose) if not s.present]
+    if missing:
+        parts = [f"{s.path} ({s.task}; get it from: {s.spec.source or 'see harness data'})" for s in missing]
+        raise DataError(f"missing data files under {root}: " + "; ".join(parts))
+
+
+def data_fingerprint(task: Task, root: Path) -> str:
+    """Digest of the task's annotation files (the files scoring reads; images are not hashed)."""
+    named = [(spec.path, root / spec.path) for spec in task.data_files() if spec.needed_for == "score"]
+    return tree_digest(named)

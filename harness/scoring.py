@@ -1,0 +1,148 @@
+"""``harness score``: score an answers file without a model, exactly as a run would.
+
+Accepted answers: a LLaVA answers JSONL (``question_id``, ``text``, optionally ``prompt``), a samples
+log of ours (``samples/<task>.jsonl``), or a task-specific format (``Task.score_path``, e.g. MME's
+eval_tool folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.adapter import ModelInfo
+from harness.datacheck import data_fingerprint, require_data, resolve_data_root
+from harness.demo import is_demo_root
+from harness.errors import DataError, UsageError
+from harness.io import iter_jsonl
+from harness.provenance import environment, git_info
+from harness.registry import get_task
+from harness.results import DataInfo, RunDirectory, RunResult, RunSpec, new_run_id, task_record, utc_now
+from harness.store import ResultsStore, default_store_url
+from harness.task import Task
+from harness.types import Response, Sample, TaskResult
+
+
+@dataclass
+class ScoreOptions:
+    task: str
+    answers: str
+    data_root: str | None = None
+    output_dir: str | None = None
+    store: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scored:
+    result: TaskResult
+    samples: list[Sample]
+    responses: dict[str, Response]
+    data_root: Path | None
+    model_label: str
+
+
+def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    records = list(iter_jsonl(path))
+    if not records:
+        raise DataError(f"{path}: no answers in file")
+    return records
+
+
+def read_answers(path: Path, task: Task, samples: list[Sample]) -> tuple[dict[str, Response], str]:
+    """Responses keyed by sample id, in the answers file's order, and a label for the model."""
+    records = _read_records(path)
+    first = records[0][1]
+    if "question_id" in first:
+        for lineno, rec in records:
+            for key in ("question_id", "text"):
+                if key not in rec:
+                    raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
+        texts = task.match_answers(samples, (rec for _, rec in records))
+        label = str(first.get("model_id") or path.stem)
+        return {sid: Response(text=text) for sid, text in texts.items()}, label
+    if "id" in first and "response" in first:
+        ids = {s.id for s in samples}
+        out: dict[str, Response] = {}
+        for lineno, rec in records:
+            if "id" not in rec or "response" not in rec:
+                raise DataError(f"{path}:{lineno}: missing field 'id' or 'response' (harness samples log)")
+            if rec["response"] is not None and str(rec["id"]) in ids:
+                out[str(rec["id"])] = Response.from_json(rec["response"])
+        return out, path.parent.parent.name or path.stem
+    raise DataError(
+        f"{path}:{records[0][0]}: unknown answers format: expected 'question_id' and 'text' (LLaVA answers) "
+        "or 'id' and 'response' (a harness samples log)"
+    )
+
+
+def score_answers(options: ScoreOptions) -> Scored:
+    task = get_task(options.task)
+    path = Path(options.answers).expanduser()
+    if not path.exists():
+        raise UsageError(f"--answers: '{path}' does not exist")
+    root = resolve_data_root(options.data_root)
+    special = task.score_path(path, root)
+    if special is not None:
+        return Scored(special, [], {}, root, path.name)
+    if path.is_dir():
+        raise UsageError(f"--answers: '{path}' is a folder; task {task.name} reads answers from a JSONL file")
+    if root is None:
+        raise UsageError("score needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
+    require_data([task], root, "score")
+    samples = task.load(root)
+    responses, label = read_answers(path, task, samples)
+    by_id = {s.id: s for s in samples}
+    answered = [by_id[sid] for sid in responses if sid in by_id]
+    result = task.score(answered, responses)
+    result.n_missing = len(samples) - len(answered)
+    if result.n_missing:
+        result.notes.append(
+            f"{result.n_missing} of {len(samples)} questions have no answer in {path.name}; "
+            f"scored the {len(answered)} answered ones"
+        )
+    return Scored(result, answered, responses, root, label)
+
+
+def save_scored(scored: Scored, options: ScoreOptions) -> Path:
+    """Write a run directory and a store entry for a scored answers file."""
+    assert options.output_dir is not None
+    results_root = Path(options.output_dir)
+    task = get_task(options.task)
+    run_id = new_run_id(f"score-{scored.model_label}")
+    run_dir = RunDirectory(results_root, run_id)
+    root = scored.data_root
+    fingerprints = {task.name: data_fingerprint(task, root)} if root is not None and scored.samples else {}
+    result = RunResult(
+        run_id=run_id,
+        status="complete",
+        created=utc_now(),
+        finished=utc_now(),
+        spec=RunSpec(
+            command="score",
+            tasks=[task.name],
+            data_root=str(root or ""),
+            output_dir=str(results_root.resolve()),
+            answers=str(Path(options.answers).resolve()),
+            argv=options.argv,
+        ),
+        model=ModelInfo(spec=f"answers:{options.answers}", name=scored.model_label),
+        data=DataInfo(root=str(root or ""), is_demo=bool(root and is_demo_root(root)), fingerprints=fingerprints),
+        git=git_info(),
+        environment=environment(),
+    )
+    rel = run_dir.write_samples(task.name, scored.samples, scored.result, scored.responses)
+    result.tasks[task.name] = task_record(scored.result, rel, data_fingerprint=fingerprints.get(task.name, ""))
+    run_dir.write_results(result)
+    store = ResultsStore(options.store or default_store_url(results_root))
+    store.record(result, run_dir.path)
+    store.close()
+    return run_dir.path
+
+
+def result_json(result: TaskResult) -> dict[str, Any]:
+    """The ``--json`` form: the task result without the per-sample list, plus a flat name -> value map."""
+    payload = result.model_dump(exclude={"samples"})
+    payload["scores"] = {name: m.value for name, m in result.metrics.items()}
+    return payload

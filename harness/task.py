@@ -1,0 +1,75 @@
+"""The task plugin contract: dataset + request builder + scorer (+ demo data writer)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.errors import HarnessError
+from harness.types import DataFile, Request, Response, Sample, TaskResult
+
+
+class Task(ABC):
+    """A benchmark. Subclasses set the class attributes and implement the abstract methods.
+
+    ``version`` is bumped, with a line in ``changelog``, whenever prompts, parsing or scoring change.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    description: ClassVar[str] = ""
+    judged: ClassVar[bool] = False
+    headline: ClassVar[tuple[str, ...]] = ()
+    changelog: ClassVar[dict[str, str]] = {}
+    # Per-protocol settings used when a protocol file has no section for this task.
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @abstractmethod
+    def data_files(self) -> list[DataFile]:
+        """Every file this task reads under the data root."""
+
+    @abstractmethod
+    def load(self, data_root: Path) -> list[Sample]:
+        """Read the official files into samples, in the official file order. Never opens images."""
+
+    @abstractmethod
+    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
+        """The request for one sample under a protocol; ``settings`` is the protocol's task section."""
+
+    @abstractmethod
+    def score(self, samples: Sequence[Sample], responses: Mapping[str, Response]) -> TaskResult:
+        """Score exactly as the official tool does. Pure: samples and responses in, result out.
+
+        ``responses`` maps sample id to response; a sample with no entry is missing.
+        """
+
+    def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
+        """The first ``limit`` samples (tasks with paired items extend this to whole groups)."""
+        return samples[:limit]
+
+    def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
+        """Join the lines of a LLaVA answers JSONL (question_id, text, prompt) to sample ids.
+
+        The default matches ``question_id`` to the sample id; a later line wins, as the official
+        converters' dicts do.
+        """
+        ids = {s.id for s in samples}
+        out: dict[str, str] = {}
+        for rec in records:
+            qid = str(rec.get("question_id"))
+            if qid in ids:
+                out[qid] = str(rec.get("text", ""))
+        return out
+
+    def score_path(self, path: Path, data_root: Path | None) -> TaskResult | None:
+        """Score a task-specific answers format (for example MME's eval_tool folder).
+
+        Return None when ``path`` is not such a format, so the generic readers are tried.
+        """
+        return None
+
+    def write_demo(self, root: Path, seed: int) -> None:
+        """Write synthetic demo data for this task under ``root`` in the official layout."""
+        raise HarnessError(f"task {self.name} has no demo data generator")

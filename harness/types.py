@@ -1,0 +1,185 @@
+"""The data that flows through a run: Sample -> Request -> Response -> TaskResult.
+
+Samples, requests and responses are plain dataclasses (cheap, picklable for DataLoader workers).
+What is written to disk (task results, metrics) is pydantic, so results.json has a typed schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+IMAGE_PLACEHOLDER = "<image>"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where one image comes from: a file path, or encoded bytes embedded in a dataset (TSV base64)."""
+
+    path: str = ""
+    data: bytes = b""
+
+    def identity(self) -> str:
+        """A cheap identity for cache keys: path + size + mtime for files, a digest for bytes.
+
+        A changed file gets a new identity (never a stale cache hit); a moved data root only costs a
+        cache miss.
+        """
+        if self.data:
+            return "sha256:" + hashlib.sha256(self.data).hexdigest()
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return f"missing:{self.path}"
+        return f"file:{self.path}:{st.st_size}:{st.st_mtime_ns}"
+
+    def open(self):
+        """Decode to an RGB PIL image; raises OSError/ValueError on unreadable data."""
+        from PIL import Image
+
+        if self.data:
+            img = Image.open(io.BytesIO(self.data))
+        else:
+            img = Image.open(self.path)
+        img.load()
+        return img.convert("RGB")
+
+    def describe(self) -> str:
+        return self.path if self.path else f"<{len(self.data)} embedded bytes>"
+
+
+@dataclass
+class Sample:
+    """One benchmark item as loaded from the official files. Images are referenced, never opened."""
+
+    id: str  # unique within the task
+    question: str  # the question text as the official question file gives it
+    images: tuple[ImageRef, ...] = ()
+    target: Any = None  # ground truth, JSON-serialisable
+    metadata: dict[str, Any] = field(default_factory=dict)  # category, answer type, official prompt...
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 means greedy decoding
+    stop: tuple[str, ...] = ()  # extra stop strings; the chat template's own stop is always used
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the model must do for one sample under a protocol.
+
+    ``prompt`` is the user turn; each ``<image>`` in it marks where one image of ``images`` goes
+    (LLaVA convention: ``"<image>\\nQuestion..."``). The adapter wraps it in its chat template
+    unless ``raw`` is true, in which case the prompt is the full model input.
+    """
+
+    task: str
+    sample_id: str
+    prompt: str
+    images: tuple[ImageRef, ...] = ()
+    generation: GenerationSettings = GenerationSettings()
+    system: str | None = None  # None: the chat template's default system message
+    raw: bool = False
+
+    def key(self) -> str:
+        """Content hash used as the cache key (with the adapter fingerprint)."""
+        payload = {
+            "prompt": self.prompt,
+            "images": [im.identity() for im in self.images],
+            "generation": asdict(self.generation),
+            "system": self.system,
+            "raw": self.raw,
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON form for sample logs."""
+        return {
+            "prompt": self.prompt,
+            "images": [im.describe() for im in self.images],
+            "generation": asdict(self.generation),
+            "system": self.system,
+            "raw": self.raw,
+        }
+
+
+@dataclass
+class Response:
+    """The model's answer to one request. An error is data: counted and reported, never raised."""
+
+    text: str = ""
+    error: str | None = None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Response:
+        fields = ("text", "error", "prompt_tokens", "output_tokens", "seconds", "cached")
+        return cls(**{k: data[k] for k in fields if k in data})
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring output (serialised into results.json)
+
+
+class Metric(BaseModel):
+    """One reported number with its uncertainty."""
+
+    value: float
+    stderr: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    higher_is_better: bool = True
+    description: str = ""
+
+
+class SampleScore(BaseModel):
+    """How one sample was scored: the parsed answer, its score and whatever explains it."""
+
+    sample_id: str
+    parsed: Any = None
+    score: float | None = None  # None when the sample does not enter the score on its own
+    correct: bool | None = None
+    parse_failed: bool = False
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskResult(BaseModel):
+    """What ``Task.score`` returns: headline metrics first, breakdowns, per-sample scores, counts."""
+
+    task: str
+    version: str
+    metrics: dict[str, Metric]
+    headline: list[str]
+    breakdowns: dict[str, dict[str, Metric]] = Field(default_factory=dict)
+    samples: list[SampleScore] = Field(default_factory=list)
+    n_samples: int = 0
+    n_errors: int = 0  # samples whose response is an error (unreadable image, model failure)
+    n_parse_failures: int = 0  # answers the official parser could not read (scored as the official code does)
+    n_missing: int = 0  # samples with no answer at all
+    notes: list[str] = Field(default_factory=list)
+
+
+class DataFile(BaseModel):
+    """One file or folder a task needs under the data root."""
+
+    path: str  # relative to the data root, '/'-separated
+    kind: Literal["file", "dir"] = "file"
+    needed_for: Literal["score", "run"] = "score"  # images are needed only to run a model
+    description: str = ""
+    source: str = ""  # where to get it

@@ -1,0 +1,155 @@
+"""The engine's own parts: parsing, io errors, cache, store, stats, protocols, batching plan."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.cache import ResponseCache
+from harness.errors import DataError, UsageError
+from harness.io import iter_jsonl, read_json, read_tsv
+from harness.protocol import load_protocol
+from harness.provenance import Environment, GitInfo
+from harness.registry import get_tasks, parse_model_args, parse_model_spec
+from harness.results import DataInfo, RunResult, RunSpec, TaskRecord, utc_now
+from harness.runner import plan_batches
+from harness.stats import mean_metric, mean_stderr, sum_of_means_stderr
+from harness.store import ResultsStore
+from harness.types import GenerationSettings, ImageRef, Metric, Request, Response
+
+
+def test_model_spec_and_args_parsing() -> None:
+    assert parse_model_spec("tinyllava:/a/b:c") == ("tinyllava", "/a/b:c")
+    assert parse_model_args("conv=phi, dtype=float32") == {"conv": "phi", "dtype": "float32"}
+    with pytest.raises(UsageError, match="ADAPTER:TARGET"):
+        parse_model_spec("tinyllava")
+    with pytest.raises(UsageError, match="'conv' is not KEY=VALUE"):
+        parse_model_args("conv")
+
+
+def test_unknown_tasks_are_all_named_with_the_valid_ones() -> None:
+    with pytest.raises(UsageError) as err:
+        get_tasks("gqa,nope,zzz")
+    message = str(err.value)
+    assert "nope, zzz" in message and "valid tasks: gqa, mme" in message
+    assert err.value.exit_code == 2
+
+
+def test_io_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"a": 1}\n\n{"a": 2,}\n')
+    with pytest.raises(DataError, match=r"q\.jsonl:3: malformed JSON line"):
+        list(iter_jsonl(bad))
+    bad_json = tmp_path / "q.json"
+    bad_json.write_text('{\n  "x": [1,\n}\n')
+    with pytest.raises(DataError, match=r"q\.json:3:1: malformed JSON"):
+        read_json(bad_json)
+    tsv = tmp_path / "t.txt"
+    tsv.write_text("a\tb\tc\nd\te\n")
+    with pytest.raises(DataError, match=r"t\.txt:2: expected 3 tab-separated columns, found 2"):
+        read_tsv(tsv, expected_columns=3)
+
+
+def test_request_key_changes_with_content_and_image_file(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"one")
+    base = Request("gqa", "1", "<image>\nQ", (ImageRef(str(image)),), GenerationSettings(128))
+    same = Request("other-task", "2", "<image>\nQ", (ImageRef(str(image)),), GenerationSettings(128))
+    assert base.key() == same.key()
+    assert base.key() != Request("gqa", "1", "<image>\nQ2", (ImageRef(str(image)),), GenerationSettings(128)).key()
+    assert base.key() != Request("gqa", "1", "<image>\nQ", (ImageRef(str(image)),), GenerationSettings(16)).key()
+    before = base.key()
+    image.write_bytes(b"three")
+    assert base.key() != before
+
+
+def test_cache_roundtrip_skips_errors(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache.put_many("fp", [("k1", Response(text="yes", output_tokens=2)), ("k2", Response(error="boom"))])
+    found = cache.get_many("fp", ["k1", "k2", "k3"])
+    assert set(found) == {"k1"}
+    assert found["k1"].text == "yes" and found["k1"].cached and found["k1"].output_tokens == 2
+    assert cache.get_many("other-fp", ["k1"]) == {}
+    cache.close()
+    reopened = ResponseCache(tmp_path / "c.sqlite")
+    assert reopened.get_many("fp", ["k1"])["k1"].text == "yes"
+
+
+def test_plan_batches_groups_settings_and_sorts_by_length() -> None:
+    lengths = [5, 1, 9, 3, 7, 2]
+    reqs = [Request("t", str(i), "x" * n, (), GenerationSettings(8 if i % 2 else 16)) for i, n in enumerate(lengths)]
+    batches = plan_batches(reqs, 2, lambda r: len(r.prompt))
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for batch in batches:
+        assert len({reqs[i].generation for i in batch}) == 1
+        lengths = [len(reqs[i].prompt) for i in batch]
+        assert lengths == sorted(lengths, reverse=True)
+    assert batches[0] == [2, 4]  # the longest prompts of the first settings group come first
+
+
+def test_stats_against_hand_computed_values() -> None:
+    values = [1.0, 0.0, 1.0, 1.0]
+    # squared deviations from 0.75 sum to 0.75; sample variance 0.75 / 3 = 0.25; se = 0.5 / sqrt(4)
+    assert mean_stderr(values) == pytest.approx(0.25)
+    metric = mean_metric(values)
+    assert metric.value == pytest.approx(75.0)
+    assert metric.ci_low == pytest.approx(75.0 - 1.959964 * 25.0, abs=1e-4)
+    # clusters {a: [1, 0], b: [1, 1]}: residual sums -0.5 and 0.5; CR1 = sqrt(2/1 * 0.5) / 4
+    assert mean_stderr(values, ["a", "a", "b", "b"]) == pytest.approx(math.sqrt(2 * 0.5) / 4)
+    assert sum_of_means_stderr([3.0, 4.0]) == pytest.approx(5.0)
+    assert sum_of_means_stderr([3.0, None]) is None
+
+
+def test_cluster_stderr_is_wider_than_naive_for_correlated_pairs() -> None:
+    rng = random.Random(0)
+    values, clusters = [], []
+    for g in range(200):
+        v = float(rng.random() < 0.5)
+        values += [v, v]  # perfectly correlated pairs
+        clusters += [g, g]
+    naive, clustered = mean_stderr(values), mean_stderr(values, clusters)
+    assert clustered / naive == pytest.approx(math.sqrt(2), rel=0.05)
+
+
+def test_protocol_files_are_data() -> None:
+    protocol = load_protocol("llava15")
+    assert protocol.name == "llava15" and protocol.version
+    assert protocol.tasks["gqa"]["max_new_tokens"] == 128
+    with pytest.raises(UsageError, match=r"valid protocols: .*llava15"):
+        load_protocol("nope")
+
+
+def _result(run_id: str, value: float) -> RunResult:
+    rec = TaskRecord(
+        task="gqa",
+        version="1",
+        n_samples=4,
+        headline=["accuracy"],
+        metrics={"accuracy": Metric(value=value, stderr=1.0, n=4), "open": Metric(value=1.0, n=2)},
+        breakdowns={"semantic": {"attr": Metric(value=50.0, n=2)}},
+    )
+    return RunResult(
+        run_id=run_id,
+        created=utc_now(),
+        spec=RunSpec(command="run", tasks=["gqa"]),
+        data=DataInfo(root="/data"),
+        git=GitInfo(),
+        environment=Environment(python="3", platform="x", packages={}),
+        tasks={"gqa": rec},
+    )
+
+
+def test_store_records_and_replaces_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = ResultsStore(url)
+    store.record(_result("r1", 50.0), tmp_path / "r1")
+    store.record(_result("r1", 75.0), tmp_path / "r1")  # progress of the same run replaces its rows
+    store.record(_result("r2", 60.0), tmp_path / "r2")
+    assert [r.id for r in store.runs()] == ["r1", "r2"]
+    heads = store.headline_metrics("r1")
+    assert [(m.task, m.name, m.value) for m in heads] == [("gqa", "accuracy", 75.0)]
+    again = ResultsStore(url).get_run("r2")
+    assert again is not None and again.tasks["gqa"].metrics["accuracy"].value == 60.0
