@@ -1,0 +1,25 @@
+"""The yes/no answer parser of MME's official ``calculation.py`` (also used by later yes/no tasks).
+
+Rule (on the lower-cased answer, nothing stripped): an answer that is exactly ``yes`` or ``no``
+is that label; otherwise ``yes`` anywhere in the first four characters gives ``yes``, else ``no``
+there gives ``no``, else the label is ``other`` (always counted wrong).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+YesNo = Literal["yes", "no", "other"]
+
+
+def parse_yes_no(answer: str) -> YesNo:
+    """Label a raw model answer ``yes``, ``no`` or ``other`` exactly as MME's eval tool does."""
+    text = answer.lower()
+    if text in ("yes", "no"):
+        return text  # type: ignore[return-value]
+    head = text[:4]
+    if "yes" in head:
+        return "yes"
+    if "no" in head:
+        return "no"
+    return "other"

@@ -1,0 +1,135 @@
+"""GQA testdev-balanced, as LLaVA-1.5 / TinyLLaVA evaluate it (LLaVA question file + official eval)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.errors import DataError
+from harness.io import iter_jsonl, read_json, require_fields
+from harness.task import Task
+from harness.types import (
+    IMAGE_PLACEHOLDER,
+    DataFile,
+    GenerationSettings,
+    ImageRef,
+    Request,
+    Response,
+    Sample,
+    TaskResult,
+)
+from tasks.gqa.scorer import score_gqa, steps_number, words_number
+
+LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
+OFFICIAL_QUESTIONS = "gqa/data/testdev_balanced_questions.json"
+IMAGES_DIR = "gqa/data/images"
+_GQA_SITE = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
+_QUESTION_FIELDS = ("question", "answer", "imageId", "isBalanced", "types", "semantic", "groups")
+
+
+def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> dict[str, Any]:
+    """The fields of one official question that scoring needs; a missing field names ``where``."""
+    if not isinstance(question, Mapping):
+        raise DataError(f"{where}: expected a JSON object")
+    require_fields(dict(question), _QUESTION_FIELDS, where)
+    for part in ("types", "groups"):
+        if not isinstance(question[part], Mapping):
+            raise DataError(f"{where}: '{part}' is not a JSON object")
+    require_fields(question["types"], ("structural", "semantic", "detailed"), f"{where} types")
+    require_fields(question["groups"], ("global",), f"{where} groups")
+    try:
+        steps = steps_number(question["semantic"])
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"{where}: malformed 'semantic' program ({exc!r})") from exc
+    return {
+        "imageId": question["imageId"],
+        "structural": question["types"]["structural"],
+        "semantic": question["types"]["semantic"],
+        "detailed": question["types"]["detailed"],
+        "global_group": question["groups"]["global"],
+        "words": words_number(question["question"]),
+        "steps": steps,
+        "balanced": bool(question["isBalanced"]),
+        "question_index": index,
+    }
+
+
+class GQATask(Task):
+    name = "gqa"
+    version = "1"
+    description = "GQA testdev-balanced: compositional VQA on real images, exact-match accuracy."
+    judged = False
+    headline = ("accuracy",)
+    changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA conversion + official testdev-balanced eval"}
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {"llava15": {"max_new_tokens": 128}}
+
+    def data_files(self) -> list[DataFile]:
+        return [
+            DataFile(
+                path=LLAVA_QUESTIONS,
+                description="LLaVA's question file (question_id, image, text with the short-answer suffix)",
+                source="LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md",
+            ),
+            DataFile(
+                path=OFFICIAL_QUESTIONS,
+                description="official GQA testdev-balanced questions with answers and types",
+                source=f"GQA questions1.2.zip from {_GQA_SITE}",
+            ),
+            DataFile(
+                path=IMAGES_DIR,
+                kind="dir",
+                needed_for="run",
+                description="GQA images (<imageId>.jpg)",
+                source=f"GQA images.zip from {_GQA_SITE}",
+            ),
+        ]
+
+    def load(self, data_root: Path) -> list[Sample]:
+        root = Path(data_root)
+        jsonl_path = root / LLAVA_QUESTIONS
+        questions_path = root / OFFICIAL_QUESTIONS
+        questions = read_json(questions_path)
+        if not isinstance(questions, dict):
+            raise DataError(f"{questions_path}: expected a JSON object keyed by question id")
+        index = {qid: i for i, qid in enumerate(questions)}
+        samples: list[Sample] = []
+        seen: set[str] = set()
+        for lineno, rec in iter_jsonl(jsonl_path):
+            where = f"{jsonl_path}:{lineno}"
+            require_fields(rec, ("question_id", "image", "text"), where)
+            qid = str(rec["question_id"])
+            if qid in seen:
+                raise DataError(f"{where}: duplicate question_id {qid}")
+            seen.add(qid)
+            question = questions.get(qid)
+            if question is None:
+                raise DataError(f"{where}: question_id {qid} is not in {questions_path}")
+            metadata = _official_metadata(question, f"{questions_path}: question {qid}", index[qid])
+            samples.append(
+                Sample(
+                    id=qid,
+                    question=str(rec["text"]),
+                    images=(ImageRef(path=str(root / IMAGES_DIR / str(rec["image"]))),),
+                    target=question["answer"],
+                    metadata=metadata,
+                )
+            )
+        return samples
+
+    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
+        return Request(
+            task=self.name,
+            sample_id=sample.id,
+            prompt=f"{IMAGE_PLACEHOLDER}\n{sample.question}",
+            images=sample.images,
+            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 128))),
+        )
+
+    def score(self, samples: Sequence[Sample], responses: Mapping[str, Response]) -> TaskResult:
+        return score_gqa(samples, responses, self.name, self.version, self.headline)
+
+    def write_demo(self, root: Path, seed: int) -> None:
+        from tasks.gqa.demo import write_demo
+
+        write_demo(root, seed)

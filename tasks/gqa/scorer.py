@@ -1,0 +1,176 @@
+"""GQA testdev-balanced scoring: LLaVA's ``convert_gqa_for_eval.py`` + the official (LLaVA-patched) ``eval.py``.
+
+Only the metrics that need no scene graphs or choices are computed: accuracy, binary, open,
+distribution and the accuracy breakdowns (structural / semantic type, steps, words).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.stats import make_metric, mean_stderr
+from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+
+# Operations whose step does not count as reasoning (eval.py's getStepsNum).
+_NON_STEPS = ("exist", "query: name", "choose name")
+
+
+def normalize_prediction(text: str) -> str:
+    """LLaVA's conversion: drop every trailing period, lower-case; nothing else (no whitespace strip)."""
+    return text.rstrip(".").lower()
+
+
+def steps_number(semantic: Sequence[Mapping[str, Any]]) -> int:
+    """Reasoning steps: program operations whose "op: arg" text contains none of the non-step markers."""
+    count = 0
+    for step in semantic:
+        text = f"{step['operation']}: {step['argument']}"
+        if not any(marker in text for marker in _NON_STEPS):
+            count += 1
+    return count
+
+
+def words_number(question: str) -> int:
+    """Question length as eval.py counts it: whitespace-separated words."""
+    return len(question.split())
+
+
+def chi_square(gold: Mapping[Hashable, Mapping[str, int]], predicted: Mapping[Hashable, Mapping[str, int]]) -> float:
+    """eval.py's chiSquare: per global group sum (o-e)^2/e over gold answers, weighted by group size."""
+    sum_score, sum_overall = 0.0, 0
+    for group, answers in gold.items():
+        score, overall = 0.0, 0
+        group_pred = predicted.get(group, {})
+        for answer, expected in answers.items():
+            observed = group_pred.get(answer, 0)
+            score += float(observed - expected) ** 2 / expected
+            overall += expected
+        sum_score += score * overall
+        sum_overall += overall
+    return float(sum_score) / sum_overall
+
+
+@dataclass
+class _Row:
+    sample: Sample
+    prediction: str
+    score: float
+
+
+def _percent(values: Sequence[float], clusters: Sequence[Hashable], description: str = "") -> Metric:
+    """eval.py's avg(l) * 100 (0 when empty), with an image-clustered standard error."""
+    if not values:
+        return Metric(value=0.0, n=0, description=description)
+    value = float(sum(values)) / len(values) * 100
+    se = mean_stderr(values, clusters)
+    return make_metric(value, None if se is None else 100 * se, len(values), description)
+
+
+def _rows_metric(rows: Sequence[_Row], description: str = "") -> Metric:
+    return _percent([r.score for r in rows], [r.sample.metadata["imageId"] for r in rows], description)
+
+
+def _breakdown(rows: Sequence[_Row], key: Callable[[_Row], Any]) -> dict[str, Metric]:
+    """Accuracy per key value, keys in sorted order (as eval.py prints them)."""
+    groups: dict[Any, list[_Row]] = defaultdict(list)
+    for row in rows:
+        groups[key(row)].append(row)
+    return {str(k): _rows_metric(groups[k]) for k in sorted(groups)}
+
+
+def distribution(rows: Sequence[_Row]) -> float | None:
+    """chiSquare / 100 over global groups, accumulated in question-file order; None without groups."""
+    gold: dict[Hashable, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    predicted: dict[Hashable, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in sorted(rows, key=lambda r: r.sample.metadata.get("question_index", 0)):
+        group = row.sample.metadata.get("global_group")
+        if group is None:
+            continue
+        gold[group][row.sample.target] += 1
+        predicted[group][row.prediction] += 1
+    if not gold:
+        return None
+    return chi_square(gold, predicted) / 100
+
+
+def _structural(row: _Row) -> str:
+    return row.sample.metadata["structural"]
+
+
+def score_gqa(
+    samples: Sequence[Sample],
+    responses: Mapping[str, Response],
+    name: str,
+    version: str,
+    headline: Sequence[str] = ("accuracy",),
+) -> TaskResult:
+    """Score samples against responses exactly as LLaVA's GQA pipeline does."""
+    rows: list[_Row] = []
+    per_sample: list[SampleScore] = []
+    n_missing = n_errors = n_unbalanced = 0
+    for sample in samples:
+        response = responses.get(sample.id)
+        if response is None:
+            n_missing += 1
+            text = ""
+        else:
+            n_errors += response.error is not None
+            text = response.text
+        prediction = normalize_prediction(text)
+        if not sample.metadata.get("balanced", True):
+            n_unbalanced += 1
+            detail = {"answer": sample.target, "balanced": False}
+            per_sample.append(SampleScore(sample_id=sample.id, parsed=prediction, detail=detail))
+            continue
+        correct = prediction == sample.target
+        rows.append(_Row(sample, prediction, 1.0 if correct else 0.0))
+        per_sample.append(
+            SampleScore(
+                sample_id=sample.id,
+                parsed=prediction,
+                score=1.0 if correct else 0.0,
+                correct=correct,
+                detail={"answer": sample.target},
+            )
+        )
+
+    notes: list[str] = []
+    dist = distribution(rows)
+    if dist is None:
+        notes.append("distribution: no question has a global group; reported as 0.0")
+    metrics = {
+        "accuracy": _rows_metric(rows, "exact match after rstrip('.') and lower-case, percent"),
+        "binary": _rows_metric([r for r in rows if _structural(r) != "query"], "non-query questions"),
+        "open": _rows_metric([r for r in rows if _structural(r) == "query"], "query questions"),
+        "distribution": Metric(
+            value=0.0 if dist is None else dist,
+            n=sum(1 for r in rows if r.sample.metadata.get("global_group") is not None),
+            higher_is_better=False,
+            description="chi-square of predicted vs gold answers per global group, /100",
+        ),
+    }
+    breakdowns = {
+        "structural": _breakdown(rows, _structural),
+        "semantic": _breakdown(rows, lambda r: r.sample.metadata["semantic"]),
+        "steps": _breakdown(rows, lambda r: r.sample.metadata["steps"]),
+        "words": _breakdown(rows, lambda r: r.sample.metadata["words"]),
+    }
+    if n_missing:
+        notes.append(f"{n_missing} of {len(samples)} questions have no answer; scored as empty predictions (wrong)")
+    if n_unbalanced:
+        notes.append(f"{n_unbalanced} unbalanced questions not scored (the official eval scores balanced ones only)")
+    return TaskResult(
+        task=name,
+        version=version,
+        metrics=metrics,
+        headline=list(headline),
+        breakdowns=breakdowns,
+        samples=per_sample,
+        n_samples=len(samples),
+        n_errors=n_errors,
+        n_missing=n_missing,
+        notes=notes,
+    )

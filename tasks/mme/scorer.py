@@ -1,0 +1,257 @@
+"""MME scoring: LLaVA's ``convert_answer_to_mme.py`` followed by the eval tool's ``calculation.py``.
+
+calculation.py reads ``<subtask>.txt`` files of ``image<TAB>question<TAB>gt<TAB>prediction`` lines,
+pairs consecutive lines as the two questions of one image, and per subtask reports
+100 * (acc + acc+). Both entry points here feed such lines to one implementation of that calculation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import DataError
+from harness.stats import make_metric, mean_stderr, sum_of_means_stderr
+from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.yesno import parse_yes_no
+
+PERCEPTION = (
+    "existence",
+    "count",
+    "position",
+    "color",
+    "posters",
+    "celebrity",
+    "scene",
+    "landmark",
+    "artwork",
+    "OCR",
+)
+_LINE_BREAKERS = re.compile(r"[\t\r\n]")
+COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
+GROUPS: dict[str, tuple[str, ...]] = {"perception": PERCEPTION, "cognition": COGNITION}
+ALL_SUBTASKS = PERCEPTION + COGNITION
+
+
+@dataclass
+class ToolLine:
+    """One line as calculation.py reads it; ``label`` is None when the tool drops it (not 4 fields)."""
+
+    sample_id: str
+    image: str = ""
+    gt: str = ""
+    label: str | None = None
+
+    @property
+    def read(self) -> bool:
+        return self.label is not None
+
+    @property
+    def correct(self) -> bool:
+        return self.label is not None and self.label == self.gt.lower()
+
+
+def parse_tool_line(line: str, sample_id: str) -> ToolLine:
+    """Split one line into its 4 fields and label the prediction (the trailing newline stays in it).
+
+    Raises ValueError when the ground truth is not yes/no (the tool asserts on it).
+    """
+    fields = line.split("\t")
+    if len(fields) != 4:
+        return ToolLine(sample_id)
+    image, _question, gt, prediction = fields
+    if gt.lower() not in ("yes", "no"):
+        raise ValueError(f"ground truth {gt!r} is not Yes or No")
+    return ToolLine(sample_id, image, gt, parse_yes_no(prediction))
+
+
+@dataclass
+class SubtaskStats:
+    """acc, acc+ and score of one subtask, with the per-item values their standard errors need."""
+
+    acc: float
+    acc_plus: float
+    score: float
+    n_questions: int
+    n_pairs: int
+    line_correct: list[float] = field(default_factory=list)
+    line_pair: list[int] = field(default_factory=list)
+    pair_both: list[float] = field(default_factory=list)
+    pair_u: list[float] = field(default_factory=list)
+
+
+def subtask_stats(lines: Sequence[ToolLine]) -> SubtaskStats:
+    """calculation.py on one subtask: acc over the lines it read, acc+ over consecutive line pairs."""
+    read = [ln for ln in lines if ln.read]
+    acc = sum(ln.correct for ln in read) / len(read) if read else 0.0
+    stats = SubtaskStats(acc=acc, acc_plus=0.0, score=0.0, n_questions=len(read), n_pairs=0)
+    for start in range(0, len(lines), 2):
+        pair = lines[start : start + 2]
+        n_correct = sum(ln.correct for ln in pair)
+        stats.pair_both.append(1.0 if n_correct == 2 else 0.0)
+        stats.pair_u.append(n_correct / 2 + stats.pair_both[-1])
+        for ln in pair:
+            if ln.read:
+                stats.line_correct.append(1.0 if ln.correct else 0.0)
+                stats.line_pair.append(start)
+    stats.n_pairs = len(stats.pair_both)
+    stats.acc_plus = sum(stats.pair_both) / stats.n_pairs if stats.n_pairs else 0.0
+    stats.score = acc * 100 + stats.acc_plus * 100
+    return stats
+
+
+def _scaled(value: float, values: Sequence[float], clusters: Sequence[int] | None, n: int, desc: str) -> Metric:
+    se = mean_stderr(values, clusters) if values else None
+    return make_metric(value, None if se is None else 100 * se, n, desc)
+
+
+def _check_pairs(lines: Sequence[ToolLine], where: str) -> None:
+    if not lines:
+        raise DataError(f"{where}: no lines; calculation.py cannot score an empty subtask")
+    if len(lines) % 2:
+        raise DataError(
+            f"{where}: {len(lines)} lines, an odd number; calculation.py pairs consecutive lines "
+            "(two questions per image) and asserts on an unpaired one"
+        )
+
+
+def build_result(
+    lines_by_subtask: Mapping[str, Sequence[ToolLine]],
+    samples: list[SampleScore],
+    header: tuple[str, str, Sequence[str]],
+    counts: Mapping[str, int] | None = None,
+    notes: list[str] | None = None,
+) -> TaskResult:
+    """Subtask scores, perception / cognition / total sums and breakdowns from the tool's lines."""
+    name, version, headline = header
+    stats = {sub: subtask_stats(lines_by_subtask[sub]) for sub in ALL_SUBTASKS if sub in lines_by_subtask}
+    by_subtask: dict[str, Metric] = {}
+    acc: dict[str, Metric] = {}
+    acc_plus: dict[str, Metric] = {}
+    for sub, st in stats.items():
+        by_subtask[sub] = _scaled(st.score, st.pair_u, None, st.n_pairs, "100 * (acc + acc+)")
+        acc[sub] = _scaled(st.acc * 100, st.line_correct, st.line_pair, st.n_questions, "percent of questions")
+        acc_plus[sub] = _scaled(st.acc_plus * 100, st.pair_both, None, st.n_pairs, "percent of images")
+    notes = list(notes or [])
+    metrics: dict[str, Metric] = {}
+    for group, members in (*GROUPS.items(), ("total", ALL_SUBTASKS)):
+        present = [sub for sub in members if sub in stats]
+        value = 0
+        for sub in present:
+            value += stats[sub].score
+        stderr = sum_of_means_stderr([by_subtask[sub].stderr for sub in present])
+        n = sum(stats[sub].n_pairs for sub in present)
+        metrics[group] = make_metric(float(value), stderr, n, f"sum of {len(present)} subtask scores")
+        if not present and group != "total":
+            notes.append(f"{group}: no subtask present; reported as 0")
+    counts = counts or {}
+    return TaskResult(
+        task=name,
+        version=version,
+        metrics=metrics,
+        headline=list(headline),
+        breakdowns={"subtask": by_subtask, "acc": acc, "acc_plus": acc_plus},
+        samples=samples,
+        n_samples=counts.get("samples", len(samples)),
+        n_errors=counts.get("errors", 0),
+        n_parse_failures=sum(1 for s in samples if s.parse_failed),
+        n_missing=counts.get("missing", 0),
+        notes=notes,
+    )
+
+
+def _sample_score(sample_id: str, line: ToolLine, gt: str, subtask: str) -> SampleScore:
+    detail: dict[str, object] = {"gt": gt, "subtask": subtask}
+    return SampleScore(
+        sample_id=sample_id,
+        parsed=line.label,
+        score=1.0 if line.correct else 0.0,
+        correct=line.correct,
+        parse_failed=line.label == "other",
+        detail=detail,
+    )
+
+
+def one_line(text: str) -> str:
+    """The eval tool's readme requires one-line predictions: tabs and line breaks become spaces.
+
+    (LLaVA's converter writes answers unchanged; a multi-line answer would break calculation.py.)
+    The label reads the first four characters, so a one-line answer keeps the label of its first line.
+    """
+    return _LINE_BREAKERS.sub(" ", text)
+
+
+def converter_line(sample: Sample, text: str) -> str:
+    """The eval-tool line LLaVA's converter writes for one answer."""
+    meta = sample.metadata
+    return "\t".join((meta["image_name"], meta["eval_question"], str(sample.target), one_line(text))) + "\n"
+
+
+def score_samples(
+    samples: Sequence[Sample], responses: Mapping[str, Response], header: tuple[str, str, Sequence[str]]
+) -> TaskResult:
+    """Write each answer as the converter does (per subtask, in sample order) and run the calculation."""
+    lines_by_subtask: dict[str, list[ToolLine]] = {}
+    per_sample: list[SampleScore] = []
+    n_missing = n_errors = n_joined = 0
+    for sample in samples:
+        response = responses.get(sample.id)
+        if response is None:
+            n_missing += 1
+        elif response.error is not None:
+            n_errors += 1
+        text = "" if response is None else response.text
+        subtask = sample.metadata["category"]
+        n_joined += one_line(text) != text
+        line = parse_tool_line(converter_line(sample, text), sample.id)
+        lines_by_subtask.setdefault(subtask, []).append(line)
+        per_sample.append(_sample_score(sample.id, line, str(sample.target), subtask))
+    for subtask, lines in lines_by_subtask.items():
+        _check_pairs(lines, f"mme subtask {subtask} (answers written as LLaVA's converter does)")
+    notes = []
+    if n_missing:
+        notes.append(f"{n_missing} of {len(samples)} questions have no answer; scored as empty answers (other)")
+    if n_joined:
+        notes.append(f"{n_joined} answers had tabs or line breaks, replaced by spaces (eval_tool readme: one line)")
+    counts = {"samples": len(samples), "errors": n_errors, "missing": n_missing}
+    return build_result(lines_by_subtask, per_sample, header, counts, notes)
+
+
+def _read_text_lines(path: Path) -> list[str]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return handle.readlines()
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def score_directory(path: Path, header: tuple[str, str, Sequence[str]]) -> TaskResult:
+    """Score an eval-tool results folder (``<subtask>.txt`` with 4 columns) as calculation.py does."""
+    missing = [f"{sub}.txt" for sub in ALL_SUBTASKS if not (path / f"{sub}.txt").is_file()]
+    if missing:
+        raise DataError(f"{path}: missing MME eval-tool result files: {', '.join(missing)}")
+    lines_by_subtask: dict[str, list[ToolLine]] = {}
+    per_sample: list[SampleScore] = []
+    for sub in ALL_SUBTASKS:
+        file = path / f"{sub}.txt"
+        lines: list[ToolLine] = []
+        for lineno, raw in enumerate(_read_text_lines(file), start=1):
+            try:
+                line = parse_tool_line(raw, "")
+            except ValueError as exc:
+                raise DataError(f"{file}:{lineno}: {exc}") from exc
+            if not line.read:
+                raise DataError(
+                    f"{file}:{lineno}: expected 4 tab-separated fields (image, question, gt, prediction), "
+                    f"found {len(raw.split(chr(9)))}"
+                )
+            line.sample_id = f"{sub}/{line.image}#{lineno}"
+            lines.append(line)
+            per_sample.append(_sample_score(line.sample_id, line, line.gt, sub))
+        _check_pairs(lines, str(file))
+        lines_by_subtask[sub] = lines
+    return build_result(lines_by_subtask, per_sample, header)
