@@ -1,6 +1,6 @@
 """Samples/s at batch size 1 and 16 on the same model and requests, in one process.
 
-    python bench/batching.py [--model tinyllava:demo] [--tasks gqa,mme] [--sizes 1,16] [--repeats 1]
+    python bench/batching.py [--model tinyllava:demo] [--tasks gqa,mme] [--sizes 1,16] [--repeats 3]
 
 Prints the throughput at each batch size, the ratio against the first (the baseline, measured in the
 same run), and whether every answer was identical across batch sizes.
@@ -16,7 +16,7 @@ from harness.datacheck import resolve_data_root
 from harness.demo import DEMO_MODEL_SPEC, ensure_demo_root
 from harness.protocol import load_protocol
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
-from harness.runner import Runner
+from harness.runner import Runner, default_num_workers
 from harness.types import Request
 
 
@@ -39,31 +39,33 @@ def main() -> int:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--protocol", default="llava15")
     parser.add_argument("--sizes", default="1,16")
-    parser.add_argument("--repeats", type=int, default=1, help="timed passes per batch size (best is kept)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size (best is kept)")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--num-workers", type=int, default=None, help="preprocessing workers (default: as `run`)")
     args = parser.parse_args()
 
     requests = build_requests(args.tasks, args.data_root, args.protocol)
+    workers = default_num_workers() if args.num_workers is None else args.num_workers
     name, target = parse_model_spec(args.model)
     adapter = get_adapter_class(name).from_spec(target, parse_model_args(args.model_args), args.device, 0)
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"model {adapter.info.name} ({adapter.info.dtype} on {adapter.info.device}); {len(requests)} requests")
+    info = adapter.info
+    print(f"model {info.name} ({info.dtype} on {info.device}); {len(requests)} requests; {workers} workers")
 
     Runner(adapter, None, batch_size=max(sizes), show_progress=False).answer("warm-up", requests[: max(sizes)])
     texts: dict[int, list[str]] = {}
-    rates: dict[int, float] = {}
-    for size in sizes:
-        best = 0.0
-        for _ in range(max(1, args.repeats)):
-            runner = Runner(adapter, None, batch_size=size, show_progress=False)
+    rates = dict.fromkeys(sizes, 0.0)
+    errors = dict.fromkeys(sizes, 0)
+    for _ in range(max(1, args.repeats)):  # interleaved, so both sizes see the same machine noise
+        for size in sizes:
+            runner = Runner(adapter, None, batch_size=size, num_workers=workers, show_progress=False)
             start = time.perf_counter()
             responses, _ = runner.answer(f"bs{size}", requests)
-            rate = len(requests) / (time.perf_counter() - start)
-            best = max(best, rate)
-        errors = sum(r.error is not None for r in responses)
-        texts[size] = [r.text for r in responses]
-        rates[size] = best
-        print(f"batch size {size:>3}: {best:8.2f} samples/s  ({errors} errors)")
+            rates[size] = max(rates[size], len(requests) / (time.perf_counter() - start))
+            errors[size] = sum(r.error is not None for r in responses)
+            texts[size] = [r.text for r in responses]
+    for size in sizes:
+        print(f"batch size {size:>3}: {rates[size]:8.2f} samples/s (best of {args.repeats}; {errors[size]} errors)")
     base = sizes[0]
     for size in sizes[1:]:
         same = sum(a == b for a, b in zip(texts[base], texts[size]))

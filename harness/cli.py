@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 
@@ -14,10 +13,6 @@ from rich.table import Table
 from harness.errors import HarnessError
 
 DEFAULT_OUTPUT = "results"
-
-
-def _default_workers() -> int:
-    return min(4, max(0, (os.cpu_count() or 1) - 1))
 
 
 def _positive(value: str) -> int:
@@ -72,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.evaluate import RunOptions, run
+    from harness.runner import default_num_workers
 
     options = RunOptions(
         tasks=args.tasks,
@@ -84,7 +80,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         protocol=args.protocol,
         device=args.device,
         seed=args.seed,
-        num_workers=_default_workers() if args.num_workers is None else max(0, args.num_workers),
+        num_workers=default_num_workers() if args.num_workers is None else max(0, args.num_workers),
         store=args.store,
         use_cache=not args.no_cache,
         show_progress=not args.no_progress,

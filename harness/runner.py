@@ -7,6 +7,7 @@ and put back in sample order.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ class _PreparedRequests:
 
 def _collate(items: list[_Prepared]) -> list[_Prepared]:
     return items
+
+
+def default_num_workers() -> int:
+    """Preprocessing workers: none on a machine of two cores or fewer (they would compete with the
+    model for the CPU), else half the cores, at most 8."""
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores // 2)
 
 
 def plan_batches(requests: Sequence[Request], batch_size: int, sort_key: Callable[[Request], int]) -> list[list[int]]:

@@ -88,10 +88,11 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> Any:
     )
 
 
-def _demo_config(tokenizer: Any) -> Any:
-    from transformers import LlamaConfig, LlavaConfig, SiglipVisionConfig
+def tiny_text_config(tokenizer: Any) -> Any:
+    """The tiny LLaMA language model of the demo (and of the tests' look-alike checkpoints)."""
+    from transformers import LlamaConfig
 
-    text = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
@@ -104,6 +105,12 @@ def _demo_config(tokenizer: Any) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
+
+
+def _demo_config(tokenizer: Any) -> Any:
+    from transformers import LlavaConfig, SiglipVisionConfig
+
+    text = tiny_text_config(tokenizer)
     vision = SiglipVisionConfig(
         image_size=IMAGE_SIZE,
         patch_size=8,

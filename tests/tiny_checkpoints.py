@@ -16,7 +16,6 @@ from safetensors.torch import load_file, save_file
 from transformers import (
     CLIPImageProcessorPil,
     CLIPVisionConfig,
-    LlamaConfig,
     LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
@@ -24,7 +23,7 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from model_adapters.demo_model import demo_corpus, train_tokenizer
+from model_adapters.demo_model import demo_corpus, tiny_text_config, train_tokenizer
 
 IMAGE_SIZE = 32
 PATCH_SIZE = 8
@@ -43,19 +42,7 @@ def tiny_tokenizer() -> Any:
 
 def tiny_config(tokenizer: Any, tower: Tower) -> LlavaConfig:
     """A LLaMA + CLIP/SigLIP Llava config with 16 image tokens per 32-pixel image."""
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
+    text = tiny_text_config(tokenizer)
     sizes = dict(
         image_size=IMAGE_SIZE,
         patch_size=PATCH_SIZE,

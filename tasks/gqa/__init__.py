@@ -10,15 +10,14 @@ from harness.errors import DataError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.task import Task
 from harness.types import (
-    IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
+from tasks.common.answers import image_question_request
 from tasks.gqa.scorer import score_gqa, steps_number, words_number
 
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
@@ -118,13 +117,7 @@ class GQATask(Task):
         return samples
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=f"{IMAGE_PLACEHOLDER}\n{sample.question}",
-            images=sample.images,
-            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 128))),
-        )
+        return image_question_request(self.name, sample, settings)
 
     def score(self, samples: Sequence[Sample], responses: Mapping[str, Response]) -> TaskResult:
         return score_gqa(samples, responses, self.name, self.version, self.headline)

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.stats import make_metric, mean_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.answers import collect_answers
 
 # Operations whose step does not count as reasoning (eval.py's getStepsNum).
 _NON_STEPS = ("exist", "query: name", "choose name")
@@ -110,15 +111,9 @@ def score_gqa(
     """Score samples against responses exactly as LLaVA's GQA pipeline does."""
     rows: list[_Row] = []
     per_sample: list[SampleScore] = []
-    n_missing = n_errors = n_unbalanced = 0
-    for sample in samples:
-        response = responses.get(sample.id)
-        if response is None:
-            n_missing += 1
-            text = ""
-        else:
-            n_errors += response.error is not None
-            text = response.text
+    answers = collect_answers(samples, responses)
+    n_unbalanced = 0
+    for sample, text in zip(samples, answers.texts):
         prediction = normalize_prediction(text)
         if not sample.metadata.get("balanced", True):
             n_unbalanced += 1
@@ -158,8 +153,7 @@ def score_gqa(
         "steps": _breakdown(rows, lambda r: r.sample.metadata["steps"]),
         "words": _breakdown(rows, lambda r: r.sample.metadata["words"]),
     }
-    if n_missing:
-        notes.append(f"{n_missing} of {len(samples)} questions have no answer; scored as empty predictions (wrong)")
+    notes.extend(answers.missing_note(len(samples), "empty predictions (wrong)"))
     if n_unbalanced:
         notes.append(f"{n_unbalanced} unbalanced questions not scored (the official eval scores balanced ones only)")
     return TaskResult(
@@ -170,7 +164,7 @@ def score_gqa(
         breakdowns=breakdowns,
         samples=per_sample,
         n_samples=len(samples),
-        n_errors=n_errors,
-        n_missing=n_missing,
+        n_errors=answers.n_errors,
+        n_missing=answers.n_missing,
         notes=notes,
     )

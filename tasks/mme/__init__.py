@@ -11,15 +11,14 @@ from harness.errors import DataError
 from harness.io import iter_jsonl, read_tsv, require_fields
 from harness.task import Task
 from harness.types import (
-    IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
+from tasks.common.answers import image_question_request
 from tasks.mme.scorer import ALL_SUBTASKS, score_directory, score_samples
 
 LLAVA_QUESTIONS = "MME/llava_mme.jsonl"
@@ -162,13 +161,7 @@ class MMETask(Task):
         return out
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=f"{IMAGE_PLACEHOLDER}\n{sample.question}",
-            images=sample.images,
-            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 128))),
-        )
+        return image_question_request(self.name, sample, settings)
 
     def score(self, samples: Sequence[Sample], responses: Mapping[str, Response]) -> TaskResult:
         return score_samples(samples, responses, (self.name, self.version, self.headline))

@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.errors import DataError
 from harness.stats import make_metric, mean_stderr, sum_of_means_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.answers import collect_answers
 from tasks.common.yesno import parse_yes_no
 
 PERCEPTION = (
@@ -195,14 +196,9 @@ def score_samples(
     """Write each answer as the converter does (per subtask, in sample order) and run the calculation."""
     lines_by_subtask: dict[str, list[ToolLine]] = {}
     per_sample: list[SampleScore] = []
-    n_missing = n_errors = n_joined = 0
-    for sample in samples:
-        response = responses.get(sample.id)
-        if response is None:
-            n_missing += 1
-        elif response.error is not None:
-            n_errors += 1
-        text = "" if response is None else response.text
+    answers = collect_answers(samples, responses)
+    n_joined = 0
+    for sample, text in zip(samples, answers.texts):
         subtask = sample.metadata["category"]
         n_joined += one_line(text) != text
         line = parse_tool_line(converter_line(sample, text), sample.id)
@@ -210,12 +206,10 @@ def score_samples(
         per_sample.append(_sample_score(sample.id, line, str(sample.target), subtask))
     for subtask, lines in lines_by_subtask.items():
         _check_pairs(lines, f"mme subtask {subtask} (answers written as LLaVA's converter does)")
-    notes = []
-    if n_missing:
-        notes.append(f"{n_missing} of {len(samples)} questions have no answer; scored as empty answers (other)")
+    notes = answers.missing_note(len(samples), "empty answers (other)")
     if n_joined:
         notes.append(f"{n_joined} answers had tabs or line breaks, replaced by spaces (eval_tool readme: one line)")
-    counts = {"samples": len(samples), "errors": n_errors, "missing": n_missing}
+    counts = {"samples": len(samples), "errors": answers.n_errors, "missing": answers.n_missing}
     return build_result(lines_by_subtask, per_sample, header, counts, notes)
 
 

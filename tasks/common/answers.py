@@ -1,0 +1,49 @@
+"""Shared by every task: the answer text of each sample, with missing and errored answers counted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.types import IMAGE_PLACEHOLDER, GenerationSettings, Request, Response, Sample
+
+
+@dataclass
+class Answers:
+    """Per-sample answer texts in sample order ("" where there is no answer) and the counts."""
+
+    texts: list[str]
+    n_missing: int
+    n_errors: int
+
+    def missing_note(self, total: int, treated_as: str) -> list[str]:
+        if not self.n_missing:
+            return []
+        return [f"{self.n_missing} of {total} questions have no answer; scored as {treated_as}"]
+
+
+def collect_answers(samples: Sequence[Sample], responses: Mapping[str, Response]) -> Answers:
+    """A missing response counts as missing; an error response counts as an error and keeps its text."""
+    texts: list[str] = []
+    n_missing = n_errors = 0
+    for sample in samples:
+        response = responses.get(sample.id)
+        if response is None:
+            n_missing += 1
+            texts.append("")
+            continue
+        n_errors += response.error is not None
+        texts.append(response.text)
+    return Answers(texts, n_missing, n_errors)
+
+
+def image_question_request(task: str, sample: Sample, settings: Mapping[str, Any]) -> Request:
+    """LLaVA's single-image request: ``<image>\\n`` + the question text of the question file."""
+    return Request(
+        task=task,
+        sample_id=sample.id,
+        prompt=f"{IMAGE_PLACEHOLDER}\n{sample.question}",
+        images=sample.images,
+        generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 128))),
+    )
