@@ -38,30 +38,27 @@ ALL_SUBTASKS = PERCEPTION + COGNITION
 
 @dataclass
 class ToolLine:
-    """One line as calculation.py reads it; ``label`` is None when the tool drops it (not 4 fields)."""
+    """One line as calculation.py reads it: image, ground truth and the prediction's label."""
 
     sample_id: str
-    image: str = ""
-    gt: str = ""
-    label: str | None = None
-
-    @property
-    def read(self) -> bool:
-        return self.label is not None
+    image: str
+    gt: str
+    label: str
 
     @property
     def correct(self) -> bool:
-        return self.label is not None and self.label == self.gt.lower()
+        return self.label == self.gt.lower()
 
 
 def parse_tool_line(line: str, sample_id: str) -> ToolLine:
     """Split one line into its 4 fields and label the prediction (the trailing newline stays in it).
 
-    Raises ValueError when the ground truth is not yes/no (the tool asserts on it).
+    Raises ValueError when the line has not 4 fields or the ground truth is not yes/no (the tool
+    fails on both).
     """
     fields = line.split("\t")
     if len(fields) != 4:
-        return ToolLine(sample_id)
+        raise ValueError(f"expected 4 tab-separated fields (image, question, gt, prediction), found {len(fields)}")
     image, _question, gt, prediction = fields
     if gt.lower() not in ("yes", "no"):
         raise ValueError(f"ground truth {gt!r} is not Yes or No")
@@ -85,18 +82,16 @@ class SubtaskStats:
 
 def subtask_stats(lines: Sequence[ToolLine]) -> SubtaskStats:
     """calculation.py on one subtask: acc over the lines it read, acc+ over consecutive line pairs."""
-    read = [ln for ln in lines if ln.read]
-    acc = sum(ln.correct for ln in read) / len(read) if read else 0.0
-    stats = SubtaskStats(acc=acc, acc_plus=0.0, score=0.0, n_questions=len(read), n_pairs=0)
+    acc = sum(ln.correct for ln in lines) / len(lines) if lines else 0.0
+    stats = SubtaskStats(acc=acc, acc_plus=0.0, score=0.0, n_questions=len(lines), n_pairs=0)
     for start in range(0, len(lines), 2):
         pair = lines[start : start + 2]
         n_correct = sum(ln.correct for ln in pair)
         stats.pair_both.append(1.0 if n_correct == 2 else 0.0)
         stats.pair_u.append(n_correct / 2 + stats.pair_both[-1])
         for ln in pair:
-            if ln.read:
-                stats.line_correct.append(1.0 if ln.correct else 0.0)
-                stats.line_pair.append(start)
+            stats.line_correct.append(1.0 if ln.correct else 0.0)
+            stats.line_pair.append(start)
     stats.n_pairs = len(stats.pair_both)
     stats.acc_plus = sum(stats.pair_both) / stats.n_pairs if stats.n_pairs else 0.0
     stats.score = acc * 100 + stats.acc_plus * 100
@@ -235,15 +230,9 @@ def score_directory(path: Path, header: tuple[str, str, Sequence[str]]) -> TaskR
         lines: list[ToolLine] = []
         for lineno, raw in enumerate(_read_text_lines(file), start=1):
             try:
-                line = parse_tool_line(raw, "")
+                line = parse_tool_line(raw, f"{sub}/{raw.split(chr(9))[0]}#{lineno}")
             except ValueError as exc:
                 raise DataError(f"{file}:{lineno}: {exc}") from exc
-            if not line.read:
-                raise DataError(
-                    f"{file}:{lineno}: expected 4 tab-separated fields (image, question, gt, prediction), "
-                    f"found {len(raw.split(chr(9)))}"
-                )
-            line.sample_id = f"{sub}/{line.image}#{lineno}"
             lines.append(line)
             per_sample.append(_sample_score(line.sample_id, line, line.gt, sub))
         _check_pairs(lines, str(file))
