@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="print the task result as one JSON object, nothing else")
     score.add_argument("--output-dir", default=None, help="also save a run directory and store entry here")
     score.add_argument("--store", default=None)
+    score.add_argument("--protocol", default="llava15", help="whose scoring rules to apply (llava15, lmms-eval)")
+
+    export = sub.add_parser("export", help="write a test-server submission file from an answers file")
+    export.add_argument("task")
+    export.add_argument("--answers", required=True, help="LLaVA answers JSONL or a samples log")
+    export.add_argument("--data-root", default=None)
+    export.add_argument("--output", required=True, help="the submission file to write")
 
     lst = sub.add_parser("list", help="list tasks and model adapters")
     lst.add_argument("--json", action="store_true")
@@ -94,7 +101,9 @@ def _cmd_score(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.console import print_task_result
     from harness.scoring import ScoreOptions, result_json, save_scored, score_answers
 
-    options = ScoreOptions(args.task, args.answers, args.data_root, args.output_dir, args.store, list(argv))
+    options = ScoreOptions(
+        args.task, args.answers, args.data_root, args.output_dir, args.store, args.protocol, list(argv)
+    )
     scored = score_answers(options)
     run_dir = save_scored(scored, options) if args.output_dir else None
     if args.json:
@@ -104,6 +113,14 @@ def _cmd_score(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print_task_result(console, scored.result)
     if run_dir is not None:
         console.print(f"saved: {run_dir / 'results.json'}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from harness.scoring import export_answers
+
+    written = export_answers(args.task, args.answers, args.data_root, args.output)
+    print(f"wrote {written}")
     return 0
 
 
@@ -182,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_score(args, argv)
         if args.command == "list":
             return _cmd_list(args)
+        if args.command == "export":
+            return _cmd_export(args)
         return _cmd_data(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -158,7 +158,10 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 requests: list[Request] = [task.build_request(s, settings) for s in task_samples]
                 responses, timing = runner.answer(task.name, requests)
                 by_id = {s.id: r for s, r in zip(task_samples, responses)}
-                scored = task.score(task_samples, by_id)
+                scored = task.score(task_samples, by_id, settings)
+                if task.export_filename:
+                    written = task.export(task_samples, by_id, root, run_dir.path / task.export_filename)
+                    scored.notes.append(f"submission file for the test server: {written}")
                 rel = run_dir.write_samples(
                     task.name, task_samples, scored, by_id, {s.id: q for s, q in zip(task_samples, requests)}
                 )

@@ -16,9 +16,19 @@ from harness.datacheck import data_fingerprint, require_data, resolve_data_root
 from harness.demo import is_demo_root
 from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl
+from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
 from harness.provenance import environment, git_info
 from harness.registry import get_task
-from harness.results import DataInfo, RunDirectory, RunResult, RunSpec, new_run_id, task_record, utc_now
+from harness.results import (
+    DataInfo,
+    ProtocolInfo,
+    RunDirectory,
+    RunResult,
+    RunSpec,
+    new_run_id,
+    task_record,
+    utc_now,
+)
 from harness.store import ResultsStore, default_store_url
 from harness.task import Task
 from harness.types import Response, Sample, TaskResult
@@ -31,6 +41,7 @@ class ScoreOptions:
     data_root: str | None = None
     output_dir: str | None = None
     store: str | None = None
+    protocol: str = DEFAULT_PROTOCOL
     argv: list[str] = field(default_factory=list)
 
 
@@ -77,32 +88,68 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> tuple[dict[st
     )
 
 
-def score_answers(options: ScoreOptions) -> Scored:
-    task = get_task(options.task)
-    path = Path(options.answers).expanduser()
+@dataclass
+class LoadedAnswers:
+    """An answers file joined to the task's samples (in the answers file's order)."""
+
+    task: Task
+    protocol: Protocol
+    samples: list[Sample]  # the answered samples
+    responses: dict[str, Response]
+    n_total: int  # samples in the data root
+    data_root: Path
+    model_label: str
+
+
+def _answers_path(text: str) -> Path:
+    path = Path(text).expanduser()
     if not path.exists():
         raise UsageError(f"--answers: '{path}' does not exist")
-    root = resolve_data_root(options.data_root)
-    special = task.score_path(path, root)
-    if special is not None:
-        return Scored(special, [], {}, root, path.name)
+    return path
+
+
+def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) -> LoadedAnswers:
+    """Read the task's annotation files and join an answers file to them."""
     if path.is_dir():
         raise UsageError(f"--answers: '{path}' is a folder; task {task.name} reads answers from a JSONL file")
     if root is None:
-        raise UsageError("score needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
+        raise UsageError("this needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
     require_data([task], root, "score")
     samples = task.load(root)
     responses, label = read_answers(path, task, samples)
     by_id = {s.id: s for s in samples}
     answered = [by_id[sid] for sid in responses if sid in by_id]
-    result = task.score(answered, responses)
-    result.n_missing = len(samples) - len(answered)
+    return LoadedAnswers(task, protocol, answered, responses, len(samples), root, label)
+
+
+def score_answers(options: ScoreOptions) -> Scored:
+    task = get_task(options.task)
+    protocol = load_protocol(options.protocol)
+    if not protocol.supports(task):
+        raise UsageError(f"protocol '{protocol.name}' has no settings for task {task.name}")
+    path = _answers_path(options.answers)
+    root = resolve_data_root(options.data_root)
+    special = task.score_path(path, root)
+    if special is not None:
+        return Scored(special, [], {}, root, path.name)
+    loaded = load_answers(task, protocol, path, root)
+    result = task.score(loaded.samples, loaded.responses, protocol.settings_for(task))
+    result.n_missing = loaded.n_total - len(loaded.samples)
     if result.n_missing:
         result.notes.append(
-            f"{result.n_missing} of {len(samples)} questions have no answer in {path.name}; "
-            f"scored the {len(answered)} answered ones"
+            f"{result.n_missing} of {loaded.n_total} questions have no answer in {path.name}; "
+            f"scored the {len(loaded.samples)} answered ones"
         )
-    return Scored(result, answered, responses, root, label)
+    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label)
+
+
+def export_answers(task_name: str, answers: str, data_root: str | None, output: str) -> Path:
+    """``harness export``: the test-server submission file for an answers file."""
+    task = get_task(task_name)
+    if task.export_filename is None:
+        raise UsageError(f"task {task.name} has no export format")
+    loaded = load_answers(task, load_protocol(DEFAULT_PROTOCOL), _answers_path(answers), resolve_data_root(data_root))
+    return task.export(loaded.samples, loaded.responses, loaded.data_root, Path(output))
 
 
 def save_scored(scored: Scored, options: ScoreOptions) -> Path:
@@ -110,6 +157,7 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
     assert options.output_dir is not None
     results_root = Path(options.output_dir)
     task = get_task(options.task)
+    protocol = load_protocol(options.protocol)
     run_id = new_run_id(f"score-{scored.model_label}")
     run_dir = RunDirectory(results_root, run_id)
     root = scored.data_root
@@ -125,9 +173,11 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
             data_root=str(root or ""),
             output_dir=str(results_root.resolve()),
             answers=str(Path(options.answers).resolve()),
+            protocol=protocol.name,
             argv=options.argv,
         ),
         model=ModelInfo(spec=f"answers:{options.answers}", name=scored.model_label),
+        protocol=ProtocolInfo(name=protocol.name, version=protocol.version, description=protocol.description),
         data=DataInfo(root=str(root or ""), is_demo=bool(root and is_demo_root(root)), fingerprints=fingerprints),
         git=git_info(),
         environment=environment(),

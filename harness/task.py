@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import HarnessError
+from harness.judge import Judge
 from harness.types import DataFile, Request, Response, Sample, TaskResult
 
 
@@ -39,10 +40,18 @@ class Task(ABC):
         """The request for one sample under a protocol; ``settings`` is the protocol's task section."""
 
     @abstractmethod
-    def score(self, samples: Sequence[Sample], responses: Mapping[str, Response]) -> TaskResult:
-        """Score exactly as the official tool does. Pure: samples and responses in, result out.
+    def score(
+        self,
+        samples: Sequence[Sample],
+        responses: Mapping[str, Response],
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult:
+        """Score exactly as the protocol's scorer does (the official tool for ``llava15``).
 
-        ``responses`` maps sample id to response; a sample with no entry is missing.
+        Pure apart from the judge: samples and responses in, result out. ``responses`` maps sample id
+        to response; a sample with no entry is missing. ``settings`` is the protocol's task section
+        (None: the official scorer); ``judge`` is given only when the user configured one.
         """
 
     def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
@@ -69,6 +78,22 @@ class Task(ABC):
         Return None when ``path`` is not such a format, so the generic readers are tried.
         """
         return None
+
+    # File name a run writes with ``export`` (test-server submissions); None: the task exports nothing.
+    export_filename: ClassVar[str | None] = None
+
+    def export(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], data_root: Path, output: Path
+    ) -> Path:
+        """Write the test-server submission file for these answers; returns the path written."""
+        raise HarnessError(f"task {self.name} has no export format")
+
+    # Hugging Face dataset repo holding a public parquet copy (``harness data prepare --source hf``).
+    hf_dataset: ClassVar[str | None] = None
+
+    def prepare(self, source: Path, root: Path) -> None:
+        """Build this task's files under ``root`` (official layout) from a local snapshot of ``hf_dataset``."""
+        raise HarnessError(f"task {self.name} cannot be prepared from a Hugging Face copy")
 
     def write_demo(self, root: Path, seed: int) -> None:
         """Write synthetic demo data for this task under ``root`` in the official layout."""

@@ -117,7 +117,9 @@ def test_cluster_stderr_is_wider_than_naive_for_correlated_pairs() -> None:
 def test_protocol_files_are_data() -> None:
     protocol = load_protocol("llava15")
     assert protocol.name == "llava15" and protocol.version
-    assert protocol.tasks["gqa"]["max_new_tokens"] == 128
+    from tasks.gqa import GQATask
+
+    assert protocol.settings_for(GQATask())["max_new_tokens"] == 128
     with pytest.raises(UsageError, match=r"valid protocols: .*llava15"):
         load_protocol("nope")
 

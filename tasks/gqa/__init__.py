@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from harness.errors import DataError
 from harness.io import iter_jsonl, read_json, require_fields
+from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
     DataFile,
@@ -119,7 +120,13 @@ class GQATask(Task):
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
         return image_question_request(self.name, sample, settings)
 
-    def score(self, samples: Sequence[Sample], responses: Mapping[str, Response]) -> TaskResult:
+    def score(
+        self,
+        samples: Sequence[Sample],
+        responses: Mapping[str, Response],
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult:
         return score_gqa(samples, responses, self.name, self.version, self.headline)
 
     def write_demo(self, root: Path, seed: int) -> None:
