@@ -187,3 +187,23 @@ def test_malformed_question_file_names_file_and_line(tmp_path: Path) -> None:
     proc = harness("run", "--tasks", "gqa", "--data-root", str(root), "--output-dir", str(tmp_path / "o"))
     assert proc.returncode == 1
     assert f"{qfile}:3: malformed JSON line" in proc.stderr
+
+
+def test_dataloader_workers_give_the_same_answers_and_record_bad_images(tmp_path: Path) -> None:
+    root = _copy_demo_root(tmp_path)
+    questions = [json.loads(line) for line in (root / "gqa/llava_gqa_testdev_balanced.jsonl").read_text().splitlines()]
+    broken = questions[5]["image"]
+    (root / "gqa" / "data" / "images" / broken).write_bytes(b"\x89PNG broken")
+    texts, errors = {}, {}
+    for workers in ("0", "2"):
+        out = tmp_path / f"w{workers}"
+        proc = harness("run", "--tasks", "gqa", "--limit", "24", "--data-root", str(root), "--num-workers", workers,
+                       "--batch-size", "4", "--no-cache", "--output-dir", str(out), "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        run_dir = only_run_dir(out)
+        log = [json.loads(line) for line in (run_dir / "samples" / "gqa.jsonl").read_text().splitlines()]
+        texts[workers] = {rec["id"]: rec["response"]["text"] for rec in log}
+        errors[workers] = {rec["id"] for rec in log if rec["response"]["error"]}
+        assert load_results(run_dir).spec.num_workers == int(workers)
+    assert texts["0"] == texts["2"]
+    assert errors["0"] == errors["2"] == {str(q["question_id"]) for q in questions[:24] if q["image"] == broken}
