@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 
 DEFAULT_OUTPUT = "results"
 
@@ -66,9 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list tasks and model adapters")
     lst.add_argument("--json", action="store_true")
 
-    data = sub.add_parser("data", help="what each task needs; check a data root")
-    data.add_argument("task", nargs="?", default=None)
+    data = sub.add_parser(
+        "data",
+        help="what each task needs; check a data root; prepare one from a Hugging Face copy",
+        description="data [TASK] [--data-root DIR]: list or check files. "
+        "data prepare TASK --source hf|DIR [--revision R] [--repo ID] --data-root DIR: build them.",
+    )
+    data.add_argument("words", nargs="*", metavar="[prepare] TASK", help="a task name, or 'prepare' and a task name")
     data.add_argument("--data-root", default=None)
+    data.add_argument("--source", default=None, help="prepare: 'hf' (download from the hub) or a downloaded snapshot")
+    data.add_argument("--revision", default=None, help="prepare --source hf: branch, tag or commit (default: main)")
+    data.add_argument("--repo", default=None, help="prepare: dataset repo id instead of the task's own")
+    data.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -157,6 +166,41 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+_PREPARE_ONLY = ("source", "revision", "repo")
+
+
+def _cmd_data_dispatch(args: argparse.Namespace) -> int:
+    """``data prepare TASK ...`` or ``data [TASK]``."""
+    words = list(args.words)
+    if words and words[0] == "prepare":
+        if len(words) != 2:
+            raise UsageError("usage: data prepare TASK --source hf|DIR --data-root DIR")
+        return _cmd_data_prepare(words[1], args)
+    given = [f"--{name}" for name in _PREPARE_ONLY if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply to 'data prepare TASK'")
+    if len(words) > 1:
+        raise UsageError(f"data takes one task name, got: {' '.join(words)}")
+    args.task = words[0] if words else None
+    return _cmd_data(args)
+
+
+def _cmd_data_prepare(name: str, args: argparse.Namespace) -> int:
+    from harness.dataprep import prepare_task, resolve_prepare_root
+    from harness.registry import get_task
+
+    if not args.source:
+        raise UsageError("data prepare needs --source hf (download) or --source DIR (a downloaded snapshot)")
+    task = get_task(name)
+    root = resolve_prepare_root(args.data_root)
+    console = Console(stderr=True)
+    report = prepare_task(task, args.source, root, args.revision, args.repo, console, not args.no_progress)
+    print(f"prepared {task.name} under {root}: {report.n_samples} samples; sources: {report.sources_file}")
+    for line in report.notes:
+        print(f"  note: {line}")
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from harness.datacheck import check_task, resolve_data_root
     from harness.registry import get_task, task_names
@@ -201,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list(args)
         if args.command == "export":
             return _cmd_export(args)
-        return _cmd_data(args)
+        return _cmd_data_dispatch(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -45,7 +45,7 @@ def check_task(task: Task, root: Path, purpose: Purpose = "run") -> list[FileSta
     for spec in task.data_files():
         if not _needed(spec, purpose):
             continue
-        path = root / spec.path
+        path = next((root / p for p in [spec.path, *spec.alternatives] if (root / p).exists()), root / spec.path)
         if spec.kind == "dir":
             present = path.is_dir() and any(path.iterdir())
             detail = f"{sum(1 for _ in path.iterdir())} entries" if path.is_dir() else ""
@@ -66,5 +66,11 @@ def require_data(tasks: Sequence[Task], root: Path, purpose: Purpose) -> None:
 
 def data_fingerprint(task: Task, root: Path) -> str:
     """Digest of the task's annotation files (the files scoring reads; images are not hashed)."""
-    named = [(spec.path, root / spec.path) for spec in task.data_files() if spec.needed_for == "score"]
+    named = [
+        (p, root / p)
+        for spec in task.data_files()
+        if spec.needed_for == "score"
+        for p in [spec.path, *spec.alternatives]
+        if p == spec.path or (root / p).exists()
+    ]
     return tree_digest(named)

@@ -20,7 +20,7 @@ from harness.cache import ResponseCache
 from harness.console import print_banner, print_run_summary
 from harness.datacheck import data_fingerprint, require_data, resolve_data_root
 from harness.demo import DEMO_MODEL_SPEC, ensure_demo_root, is_demo_root
-from harness.protocol import load_protocol
+from harness.protocol import Protocol, load_protocol
 from harness.provenance import environment, git_info
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
 from harness.results import DataInfo, ProtocolInfo, RunDirectory, RunResult, RunSpec, new_run_id, task_record, utc_now
@@ -64,10 +64,10 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def _load_samples(tasks: list[Task], root: Path, limit: int | None) -> dict[str, list[Sample]]:
+def _load_samples(tasks: list[Task], root: Path, limit: int | None, protocol: Protocol) -> dict[str, list[Sample]]:
     samples: dict[str, list[Sample]] = {}
     for task in tasks:
-        loaded = task.load(root)
+        loaded = task.select(task.load(root), protocol.settings_for(task))
         samples[task.name] = task.subset(loaded, limit) if limit is not None else loaded
     return samples
 
@@ -105,7 +105,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         root = ensure_demo_root(tasks)
     demo_data = is_demo_root(root)
     require_data(tasks, root, "run")
-    samples = _load_samples(tasks, root, options.limit)
+    samples = _load_samples(tasks, root, options.limit, protocol)
 
     _seed_everything(options.seed)
     adapter: ModelAdapter = adapter_cls.from_spec(target, model_args, options.device, options.seed)

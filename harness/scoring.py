@@ -94,9 +94,9 @@ class LoadedAnswers:
 
     task: Task
     protocol: Protocol
-    samples: list[Sample]  # the answered samples
+    samples: list[Sample]  # every sample the protocol evaluates: answered ones first, in the file's order
     responses: dict[str, Response]
-    n_total: int  # samples in the data root
+    n_answered: int
     data_root: Path
     model_label: str
 
@@ -115,11 +115,12 @@ def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) 
     if root is None:
         raise UsageError("this needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
     require_data([task], root, "score")
-    samples = task.load(root)
+    samples = task.select(task.load(root), protocol.settings_for(task))
     responses, label = read_answers(path, task, samples)
     by_id = {s.id: s for s in samples}
     answered = [by_id[sid] for sid in responses if sid in by_id]
-    return LoadedAnswers(task, protocol, answered, responses, len(samples), root, label)
+    unanswered = [s for s in samples if s.id not in responses]
+    return LoadedAnswers(task, protocol, answered + unanswered, responses, len(answered), root, label)
 
 
 def score_answers(options: ScoreOptions) -> Scored:
@@ -133,13 +134,10 @@ def score_answers(options: ScoreOptions) -> Scored:
     if special is not None:
         return Scored(special, [], {}, root, path.name)
     loaded = load_answers(task, protocol, path, root)
+    # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
     result = task.score(loaded.samples, loaded.responses, protocol.settings_for(task))
-    result.n_missing = loaded.n_total - len(loaded.samples)
-    if result.n_missing:
-        result.notes.append(
-            f"{result.n_missing} of {loaded.n_total} questions have no answer in {path.name}; "
-            f"scored the {len(loaded.samples)} answered ones"
-        )
+    if loaded.n_answered == 0:
+        result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
     return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label)
 
 

@@ -54,6 +54,10 @@ class Task(ABC):
         (None: the official scorer); ``judge`` is given only when the user configured one.
         """
 
+    def select(self, samples: list[Sample], settings: Mapping[str, Any]) -> list[Sample]:
+        """The samples a protocol evaluates (all by default; e.g. lmms-eval's ScienceQA keeps image problems)."""
+        return samples
+
     def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
         """The first ``limit`` samples (tasks with paired items extend this to whole groups)."""
         return samples[:limit]

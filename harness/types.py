@@ -183,3 +183,4 @@ class DataFile(BaseModel):
     needed_for: Literal["score", "run"] = "score"  # images are needed only to run a model
     description: str = ""
     source: str = ""  # where to get it
+    alternatives: list[str] = Field(default_factory=list)  # other paths that serve instead (newer layouts)

@@ -106,14 +106,16 @@ def test_hand_worked_scores(tmp_path: Path) -> None:
     assert result.samples[4].detail == {"gt": "No", "subtask": "commonsense_reasoning"}
 
 
-def test_missing_answers_score_as_other(tmp_path: Path) -> None:
+def test_missing_answers_are_left_out_like_the_converter(tmp_path: Path) -> None:
     task = MMETask()
     samples = task.load(_write_mme(tmp_path, TINY[:4]))
-    result = task.score(samples, {samples[0].id: Response(text="Yes")})
-    assert result.n_missing == 3
-    # only a#0 right: acc 1/4, acc+ 0 -> 25
-    assert result.metrics["perception"].value == pytest.approx(25.0)
-    assert result.n_parse_failures == 3
+    # The converter writes only a#0 and b#1; calculation.py pairs those two lines as one "image".
+    result = task.score(samples, {samples[0].id: Response(text="Yes"), samples[3].id: Response(text="No")})
+    assert result.n_missing == 2 and result.n_samples == 2
+    assert result.metrics["perception"].value == pytest.approx(200.0)
+    assert any("left out" in note for note in result.notes)
+    with pytest.raises(DataError, match="odd number"):  # three lines: the tool asserts on the unpaired one
+        task.score(samples, {s.id: Response(text="Yes") for s in samples[:3]})
 
 
 def test_tabs_and_line_breaks_in_answers_become_spaces(tmp_path: Path) -> None:

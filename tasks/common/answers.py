@@ -38,6 +38,17 @@ def collect_answers(samples: Sequence[Sample], responses: Mapping[str, Response]
     return Answers(texts, n_missing, n_errors)
 
 
+def answered_only(
+    samples: Sequence[Sample], responses: Mapping[str, Response], tool: str
+) -> tuple[list[Sample], int, list[str]]:
+    """For official tools that iterate over the answers file: the answered samples, how many were left
+    out, and a note saying so."""
+    kept = [s for s in samples if s.id in responses]
+    n_missing = len(samples) - len(kept)
+    note = [f"{n_missing} of {len(samples)} questions have no answer; left out, as {tool} does"] if n_missing else []
+    return kept, n_missing, note
+
+
 def image_question_request(task: str, sample: Sample, settings: Mapping[str, Any]) -> Request:
     """LLaVA's single-image request: ``<image>\\n`` + the question text of the question file."""
     return Request(

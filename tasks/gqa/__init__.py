@@ -1,4 +1,13 @@
-"""GQA testdev-balanced, as LLaVA-1.5 / TinyLLaVA evaluate it (LLaVA question file + official eval)."""
+"""GQA testdev-balanced, as LLaVA-1.5 / TinyLLaVA evaluate it (LLaVA question file + official eval).
+
+Protocols (``default_settings``; a protocol file's [tasks.gqa] table overrides them):
+
+- ``llava15``: the question file's text (question + "\\nAnswer the question using a single word or
+  phrase."), ``max_new_tokens`` 128, the official scorer (``tasks/gqa/scorer.py``).
+- ``lmms-eval`` (v0.7, ``tasks/gqa/gqa.yaml``): ``pre_prompt`` + the official question + ``post_prompt``
+  (the same suffix, so the same prompt), ``max_new_tokens`` 16, exact match after strip, lower-case
+  and deletion of ASCII punctuation; accuracy only.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import DataError
+from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
+    IMAGE_PLACEHOLDER,
     DataFile,
+    GenerationSettings,
     ImageRef,
     Request,
     Response,
@@ -19,13 +30,14 @@ from harness.types import (
     TaskResult,
 )
 from tasks.common.answers import image_question_request
-from tasks.gqa.scorer import score_gqa, steps_number, words_number
+from tasks.gqa.scorer import score_gqa, score_gqa_lmms_eval, steps_number, words_number
 
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
 OFFICIAL_QUESTIONS = "gqa/data/testdev_balanced_questions.json"
 IMAGES_DIR = "gqa/data/images"
 _GQA_SITE = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
 _QUESTION_FIELDS = ("question", "answer", "imageId", "isBalanced", "types", "semantic", "groups")
+LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 
 
 def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> dict[str, Any]:
@@ -52,7 +64,15 @@ def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> d
         "steps": steps,
         "balanced": bool(question["isBalanced"]),
         "question_index": index,
+        "raw_question": str(question["question"]),
     }
+
+
+def _choice(settings: Mapping[str, Any], key: str, options: tuple[str, ...], default: str) -> str:
+    value = str(settings.get(key, default))
+    if value not in options:
+        raise UsageError(f"protocol setting {key}={value!r} is not one of: {', '.join(options)}")
+    return value
 
 
 class GQATask(Task):
@@ -61,8 +81,20 @@ class GQATask(Task):
     description = "GQA testdev-balanced: compositional VQA on real images, exact-match accuracy."
     judged = False
     headline = ("accuracy",)
-    changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA conversion + official testdev-balanced eval"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {"llava15": {"max_new_tokens": 128}}
+    changelog: ClassVar[dict[str, str]] = {
+        "1": "initial: LLaVA conversion + official testdev-balanced eval; lmms-eval protocol (prompt, exact_match)"
+    }
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "llava15": {"max_new_tokens": 128, "prompt": "llava", "scorer": "official"},
+        "lmms-eval": {
+            "max_new_tokens": 16,
+            "prompt": "lmms-eval",
+            "pre_prompt": "",
+            "post_prompt": LLAVA_SUFFIX,
+            "scorer": "lmms-eval",
+        },
+    }
+    hf_dataset = "lmms-lab/GQA"
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -118,7 +150,17 @@ class GQATask(Task):
         return samples
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        return image_question_request(self.name, sample, settings)
+        if _choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
+            return image_question_request(self.name, sample, settings)
+        pre, post = settings.get("pre_prompt", ""), settings.get("post_prompt", LLAVA_SUFFIX)
+        text = f"{pre}{sample.metadata['raw_question']}{post}"
+        return Request(
+            task=self.name,
+            sample_id=sample.id,
+            prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
+            images=sample.images,
+            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 16))),
+        )
 
     def score(
         self,
@@ -127,7 +169,14 @@ class GQATask(Task):
         settings: Mapping[str, Any] | None = None,
         judge: Judge | None = None,
     ) -> TaskResult:
+        if _choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
+            return score_gqa_lmms_eval(samples, responses, self.name, self.version, self.headline)
         return score_gqa(samples, responses, self.name, self.version, self.headline)
+
+    def prepare(self, source: Path, root: Path) -> None:
+        from tasks.gqa.prepare import prepare_root
+
+        prepare_root(source, root)
 
     def write_demo(self, root: Path, seed: int) -> None:
         from tasks.gqa.demo import write_demo

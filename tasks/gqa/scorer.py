@@ -2,10 +2,17 @@
 
 Only the metrics that need no scene graphs or choices are computed: accuracy, binary, open,
 distribution and the accuracy breakdowns (structural / semantic type, steps, words).
+
+``score_gqa_lmms_eval`` is lmms-eval's scoring of the same answers (``tasks/gqa/gqa.yaml``: metric
+``exact_match`` with ``ignore_case`` and ``ignore_punctuation``, mean): the stripped prediction and
+the answer are lower-cased and every ASCII punctuation character is deleted, then compared. So
+"No!", " yes", "yes\n" and "tshirt" for "t-shirt" are right there and wrong officially, while
+"yes ." is wrong in both. It reports accuracy only (no binary/open split, no distribution).
 """
 
 from __future__ import annotations
 
+import string
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -162,6 +169,61 @@ def score_gqa(
         metrics=metrics,
         headline=list(headline),
         breakdowns=breakdowns,
+        samples=per_sample,
+        n_samples=len(samples),
+        n_errors=answers.n_errors,
+        n_missing=answers.n_missing,
+        notes=notes,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# lmms-eval
+
+
+_DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def lmms_eval_normalize(text: str) -> str:
+    """lmms-eval's exact_match preprocessing with ignore_case and ignore_punctuation (nothing else)."""
+    return text.lower().translate(_DELETE_PUNCTUATION)
+
+
+def score_gqa_lmms_eval(
+    samples: Sequence[Sample],
+    responses: Mapping[str, Response],
+    name: str,
+    version: str,
+    headline: Sequence[str] = ("accuracy",),
+) -> TaskResult:
+    """lmms-eval's GQA score: exact match after strip (prediction), lower-case and punctuation deletion.
+
+    Every sample is scored (lmms-eval's dataset has no isBalanced filter; testdev-balanced is all balanced).
+    """
+    answers = collect_answers(samples, responses)
+    per_sample: list[SampleScore] = []
+    values: list[float] = []
+    for sample, text in zip(samples, answers.texts):
+        prediction = lmms_eval_normalize(text.strip())
+        gold = lmms_eval_normalize(str(sample.target))
+        correct = prediction == gold
+        values.append(1.0 if correct else 0.0)
+        detail = {"answer": sample.target, "normalized_answer": gold}
+        per_sample.append(
+            SampleScore(sample_id=sample.id, parsed=prediction, score=values[-1], correct=correct, detail=detail)
+        )
+    clusters = [s.metadata.get("imageId", s.id) for s in samples]
+    accuracy = _percent(values, clusters, "lmms-eval exact_match (strip, lower-case, no ASCII punctuation), percent")
+    notes = [
+        "lmms-eval scoring: exact_match with ignore_case and ignore_punctuation; accuracy only "
+        "(lmms-eval reports no binary/open split, distribution or type breakdowns)"
+    ]
+    notes.extend(answers.missing_note(len(samples), "empty predictions (wrong)"))
+    return TaskResult(
+        task=name,
+        version=version,
+        metrics={"accuracy": accuracy},
+        headline=list(headline),
         samples=per_sample,
         n_samples=len(samples),
         n_errors=answers.n_errors,

@@ -1,4 +1,14 @@
-"""MME (perception + cognition yes/no), as LLaVA-1.5 / TinyLLaVA evaluate it with the official eval tool."""
+"""MME (perception + cognition yes/no), as LLaVA-1.5 / TinyLLaVA evaluate it with the official eval tool.
+
+Protocols (``default_settings``; a protocol file's [tasks.mme] table overrides them):
+
+- ``llava15``: LLaVA's question file (" Please answer yes or no." replaced by the short-answer suffix),
+  ``max_new_tokens`` 128, LLaVA's converter + the eval tool's calculation.py.
+- ``lmms-eval`` (v0.7, ``tasks/mme/mme.yaml``): the ground-truth question, stripped, with
+  " Please answer yes or no." replaced the same way (``pre_prompt`` / ``post_prompt``; a two-space
+  variant keeps one space before the suffix, unlike LLaVA's file), ``max_new_tokens`` 16, lmms-eval's
+  parser and aggregation (``tasks/mme/scorer.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import DataError
+from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl, read_tsv, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
+    IMAGE_PLACEHOLDER,
     DataFile,
+    GenerationSettings,
     ImageRef,
     Request,
     Response,
@@ -20,7 +32,7 @@ from harness.types import (
     TaskResult,
 )
 from tasks.common.answers import image_question_request
-from tasks.mme.scorer import ALL_SUBTASKS, score_directory, score_samples
+from tasks.mme.scorer import ALL_SUBTASKS, score_directory, score_samples, score_samples_lmms_eval
 
 LLAVA_QUESTIONS = "MME/llava_mme.jsonl"
 GT_DIR = "MME/eval_tool/Your_Results"
@@ -28,6 +40,8 @@ IMAGES_DIR = "MME/MME_Benchmark_release_version"
 _MME_PAGE = "https://github.com/BradyFU/Awesome-Multimodal-Large-Language-Models/tree/Evaluation"
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 YES_NO_SUFFIX = "Please answer yes or no."
+LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
+LMMS_EVAL_REPLACED = " Please answer yes or no."
 
 GroundTruth = dict[tuple[str, str], str]  # (image stem, question) -> Yes/No
 
@@ -62,14 +76,43 @@ def image_stem(question_id: str) -> str:
     return question_id.split("/")[-1].split(".")[0]
 
 
+def lmms_eval_prompt(question: str, pre_prompt: str, post_prompt: str) -> str:
+    """lmms-eval's ``mme_doc_to_text``: strip, then for a non-empty pre/post prompt drop " Please answer yes or no."."""
+    text = question.strip()
+    if pre_prompt:
+        text = pre_prompt + text.replace(LMMS_EVAL_REPLACED, "")
+    if post_prompt:
+        text = text.replace(LMMS_EVAL_REPLACED, "") + post_prompt
+    return text
+
+
+def _choice(settings: Mapping[str, Any], key: str, options: tuple[str, ...], default: str) -> str:
+    value = str(settings.get(key, default))
+    if value not in options:
+        raise UsageError(f"protocol setting {key}={value!r} is not one of: {', '.join(options)}")
+    return value
+
+
 class MMETask(Task):
     name = "mme"
     version = "1"
     description = "MME: 14 yes/no subtasks; perception and cognition scores (sum of 100*(acc+acc+))."
     judged = False
     headline = ("perception", "cognition")
-    changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA conversion + official eval_tool calculation"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {"llava15": {"max_new_tokens": 128}}
+    changelog: ClassVar[dict[str, str]] = {
+        "1": "initial: LLaVA conversion + official eval_tool calculation; lmms-eval protocol (prompt, parser)"
+    }
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "llava15": {"max_new_tokens": 128, "prompt": "llava", "scorer": "official"},
+        "lmms-eval": {
+            "max_new_tokens": 16,
+            "prompt": "lmms-eval",
+            "pre_prompt": "",
+            "post_prompt": LLAVA_SUFFIX,
+            "scorer": "lmms-eval",
+        },
+    }
+    hf_dataset = "lmms-lab/MME"
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -162,7 +205,20 @@ class MMETask(Task):
         return out
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        return image_question_request(self.name, sample, settings)
+        if _choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
+            return image_question_request(self.name, sample, settings)
+        text = lmms_eval_prompt(
+            sample.metadata["eval_question"],
+            str(settings.get("pre_prompt", "")),
+            str(settings.get("post_prompt", LLAVA_SUFFIX)),
+        )
+        return Request(
+            task=self.name,
+            sample_id=sample.id,
+            prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
+            images=sample.images,
+            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 16))),
+        )
 
     def score(
         self,
@@ -171,7 +227,10 @@ class MMETask(Task):
         settings: Mapping[str, Any] | None = None,
         judge: Judge | None = None,
     ) -> TaskResult:
-        return score_samples(samples, responses, (self.name, self.version, self.headline))
+        header = (self.name, self.version, self.headline)
+        if _choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
+            return score_samples_lmms_eval(samples, responses, header)
+        return score_samples(samples, responses, header)
 
     def score_path(self, path: Path, data_root: Path | None) -> TaskResult | None:
         """Directory mode: score an eval-tool results folder (14 ``<subtask>.txt`` files, 4 columns)."""
@@ -179,6 +238,11 @@ class MMETask(Task):
         if not path.is_dir():
             return None
         return score_directory(path, (self.name, self.version, self.headline))
+
+    def prepare(self, source: Path, root: Path) -> None:
+        from tasks.mme.prepare import prepare_root
+
+        prepare_root(source, root)
 
     def write_demo(self, root: Path, seed: int) -> None:
         from tasks.mme.demo import write_demo

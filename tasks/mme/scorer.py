@@ -3,6 +3,12 @@
 calculation.py reads ``<subtask>.txt`` files of ``image<TAB>question<TAB>gt<TAB>prediction`` lines,
 pairs consecutive lines as the two questions of one image, and per subtask reports
 100 * (acc + acc+). Both entry points here feed such lines to one implementation of that calculation.
+
+``score_samples_lmms_eval`` is lmms-eval's scoring of the same answers (``tasks/mme/utils.py``): its
+parser lower-cases, strips and deletes every "." first, and reads a lone "y"/"n" as yes/no (so "Y",
+"  Yes" and "n." get a label there and are "other" in the eval tool); it groups answers by question
+id (the image), asserts two per image, scores each image 100 * mean + 100 * both-correct, averages
+per subtask and sums the subtasks into perception and cognition (the only two metrics it reports).
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from pathlib import Path
 from harness.errors import DataError
 from harness.stats import make_metric, mean_stderr, sum_of_means_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
-from tasks.common.answers import collect_answers
-from tasks.common.yesno import parse_yes_no
+from tasks.common.answers import answered_only, collect_answers
+from tasks.common.yesno import YesNo, parse_yes_no
 
 PERCEPTION = (
     "existence",
@@ -188,7 +194,12 @@ def converter_line(sample: Sample, text: str) -> str:
 def score_samples(
     samples: Sequence[Sample], responses: Mapping[str, Response], header: tuple[str, str, Sequence[str]]
 ) -> TaskResult:
-    """Write each answer as the converter does (per subtask, in sample order) and run the calculation."""
+    """Write each answer as the converter does (per subtask, in sample order) and run the calculation.
+
+    The converter writes only the answers it is given, so unanswered questions are left out (counted
+    in ``n_missing``); the pairing of the lines that remain follows, as in the official pipeline.
+    """
+    samples, n_missing, notes = answered_only(samples, responses, "LLaVA's converter")
     lines_by_subtask: dict[str, list[ToolLine]] = {}
     per_sample: list[SampleScore] = []
     answers = collect_answers(samples, responses)
@@ -201,10 +212,9 @@ def score_samples(
         per_sample.append(_sample_score(sample.id, line, str(sample.target), subtask))
     for subtask, lines in lines_by_subtask.items():
         _check_pairs(lines, f"mme subtask {subtask} (answers written as LLaVA's converter does)")
-    notes = answers.missing_note(len(samples), "empty answers (other)")
     if n_joined:
         notes.append(f"{n_joined} answers had tabs or line breaks, replaced by spaces (eval_tool readme: one line)")
-    counts = {"samples": len(samples), "errors": answers.n_errors, "missing": answers.n_missing}
+    counts = {"samples": len(samples), "errors": answers.n_errors, "missing": n_missing}
     return build_result(lines_by_subtask, per_sample, header, counts, notes)
 
 
@@ -238,3 +248,93 @@ def score_directory(path: Path, header: tuple[str, str, Sequence[str]]) -> TaskR
         _check_pairs(lines, str(file))
         lines_by_subtask[sub] = lines
     return build_result(lines_by_subtask, per_sample, header)
+
+
+# ---------------------------------------------------------------------------------------------
+# lmms-eval
+
+
+def parse_lmms_eval(answer: str) -> YesNo:
+    """lmms-eval's ``parse_pred_ans`` (from Otter): on the lower-cased, stripped answer without any ".",
+    exact yes/no; a single character: "y" yes, "n" no, else other; else yes/no in the first 4 characters."""
+    text = answer.lower().strip().replace(".", "")
+    if text in ("yes", "no"):
+        return text  # type: ignore[return-value]
+    if len(text) == 1:
+        return {"y": "yes", "n": "no"}.get(text, "other")  # type: ignore[return-value]
+    head = text[:4]
+    if "yes" in head:
+        return "yes"
+    if "no" in head:
+        return "no"
+    return "other"
+
+
+def _image_scores(rows: Sequence[tuple[str, bool]], subtask: str) -> list[float]:
+    """Per image (question id, in first-seen order): 100 * mean + 100 * both correct; two answers each."""
+    by_image: dict[str, list[bool]] = {}
+    for image, correct in rows:
+        by_image.setdefault(image, []).append(correct)
+    scores = []
+    for image, marks in by_image.items():
+        if len(marks) != 2:
+            raise DataError(
+                f"mme subtask {subtask}: image {image} has {len(marks)} answers; lmms-eval asserts two per image"
+            )
+        scores.append(100.0 * sum(marks) / 2 + (100.0 if all(marks) else 0.0))
+    return scores
+
+
+def score_samples_lmms_eval(
+    samples: Sequence[Sample], responses: Mapping[str, Response], header: tuple[str, str, Sequence[str]]
+) -> TaskResult:
+    """lmms-eval's MME score: its parser, per-image pairs by question id, subtask means summed per group."""
+    name, version, headline = header
+    answers = collect_answers(samples, responses)
+    rows: dict[str, list[tuple[str, bool]]] = {}
+    per_sample: list[SampleScore] = []
+    for sample, text in zip(samples, answers.texts):
+        subtask, gt = sample.metadata["category"], str(sample.target)
+        label = parse_lmms_eval(text)
+        correct = label == gt.lower().strip().replace(".", "")
+        rows.setdefault(subtask, []).append((sample.metadata["question_id"], correct))
+        per_sample.append(
+            SampleScore(
+                sample_id=sample.id,
+                parsed=label,
+                score=1.0 if correct else 0.0,
+                correct=correct,
+                parse_failed=label == "other",
+                detail={"gt": gt, "subtask": subtask},
+            )
+        )
+    by_subtask: dict[str, Metric] = {}
+    for sub in ALL_SUBTASKS:
+        if sub in rows:
+            scores = _image_scores(rows[sub], sub)
+            value = sum(scores) / len(scores)
+            by_subtask[sub] = make_metric(value, mean_stderr(scores), len(scores), "mean over images of 100*(acc+both)")
+    metrics: dict[str, Metric] = {}
+    notes = ["lmms-eval scoring: its yes/no parser and per-image pairing; only perception and cognition are reported"]
+    for group, members in GROUPS.items():
+        present = [sub for sub in members if sub in by_subtask]
+        if not present:
+            notes.append(f"{group}: no subtask present; reported as 0")
+        value = float(sum(by_subtask[sub].value for sub in present))
+        stderr = sum_of_means_stderr([by_subtask[sub].stderr for sub in present])
+        n = sum(by_subtask[sub].n for sub in present)
+        metrics[group] = make_metric(value, stderr, n, f"sum of {len(present)} subtask scores (lmms-eval)")
+    notes.extend(answers.missing_note(len(samples), "empty answers (other)"))
+    return TaskResult(
+        task=name,
+        version=version,
+        metrics=metrics,
+        headline=list(headline),
+        breakdowns={"subtask": by_subtask},
+        samples=per_sample,
+        n_samples=len(samples),
+        n_errors=answers.n_errors,
+        n_parse_failures=sum(1 for s in per_sample if s.parse_failed),
+        n_missing=answers.n_missing,
+        notes=notes,
+    )

@@ -1,0 +1,230 @@
+"""MMBench dev (English), as LLaVA-1.5 / TinyLLaVA evaluate it: the 20230712 TSV + VLMEvalKit CircularEval.
+
+Data file (under the data root): ``mmbench/mmbench_dev_20230712.tsv``, the legacy file LLaVA-1.5
+and TinyLLaVA ran (base64 images inside, CircularEval passes as rows at ``index + k*1_000_000``).
+When it is absent, ``load`` reads VLMEvalKit's ``mmbench/MMBench_DEV_EN.tsv`` (or
+``..._V11.tsv``) instead, whose question set differs (1164 dev questions against 1176), so its
+scores are not comparable with the papers'. ``data_files`` declares the legacy file, so the data
+check asks for it.
+
+One sample per TSV row (sample id = the row's ``index``). A row whose base64 image does not decode
+still loads; its image fails to open when a model is run, and that sample is recorded as an error.
+
+Protocols: ``llava15`` is ``model_vqa_mmbench.py --single-pred-prompt`` (hint, question, the options
+up to the first missing one, the single-letter instruction; 1024 new tokens) scored by VLMEvalKit's
+CircularEval; ``lmms-eval`` is lmms-eval's ``mmbench_en_dev`` prompt and matcher. Without a judge,
+a pass no heuristic can read is wrong (VLMEvalKit's exact matching); with one (``score(...,
+judge=...)``) it goes to the choice extractor as in the official evaluation.
+
+Answers files: LLaVA's answers JSONL (``question_id`` = TSV index; a later line for the same id
+replaces an earlier one, as the submission converter's row assignment does); unknown ids are
+ignored. ``export`` writes the xlsx LLaVA uploads to the MMBench server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.errors import HarnessError
+from harness.judge import Judge
+from harness.task import Task
+from harness.types import (
+    IMAGE_PLACEHOLDER,
+    DataFile,
+    GenerationSettings,
+    ImageRef,
+    Request,
+    Response,
+    Sample,
+    TaskResult,
+)
+from tasks.mmbench.scorer import score_circular
+from tasks.mmbench.tsv import (
+    LEGACY_FILE,
+    ROUND,
+    VLMEVAL_FILES,
+    add_circular_passes,
+    decode_image,
+    find_tsv,
+    image_strings,
+    is_legacy,
+    read_table,
+)
+
+SUFFIX = "Answer with the option's letter from the given choices directly."
+_LLAVA_EVAL = "https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md (MMBench: mmbench_dev_20230712.tsv)"
+
+
+def llava_prompt(sample: Sample) -> str:
+    """model_vqa_mmbench.py --single-pred-prompt: image, [hint\\n]question, option lines, instruction."""
+    meta = sample.metadata
+    text = meta["question"]
+    if meta["llava_hint"] is not None:
+        text = f"{meta['llava_hint']}\n{text}"
+    for letter, option in meta["llava_options"]:
+        text += f"\n{letter}. {option}"
+    return f"{IMAGE_PLACEHOLDER}\n{text}\n{SUFFIX}"
+
+
+def lmms_eval_prompt(sample: Sample) -> str:
+    """lmms-eval's mmbench_doc_to_text (en): "{hint} {question} There are several options:\\nA. ..." + instruction."""
+    meta = sample.metadata
+    options = "There are several options:\n" + "".join(
+        f"{c}. {v}\n" for c, v in sorted(meta["choices"].items()) if c in "ABCDE"
+    )
+    options = options.rstrip("\n")
+    hint = meta["hint"]
+    query = f"{hint} {meta['question']} {options}" if hint is not None else f"{meta['question']} {options}"
+    return f"{IMAGE_PLACEHOLDER}\n{query}\n\n{SUFFIX}"
+
+
+PROMPTS = {"llava": llava_prompt, "lmms-eval": lmms_eval_prompt}
+
+
+class MMBenchTask(Task):
+    name = "mmbench"
+    version = "1"
+    description = (
+        "MMBench dev (en, 20230712): multiple choice with CircularEval (VLMEvalKit); a judge only extracts "
+        "letters the heuristics cannot read."
+    )
+    judged = False
+    headline = ("circular",)
+    changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA mmbench prompt + VLMEvalKit (2024-02) CircularEval"}
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "llava15": {
+            "prompt": "llava",
+            "scorer": "vlmevalkit",
+            "max_new_tokens": 1024,
+            "judge_max_tokens": 1024,
+            "judge_seed": 2680,
+        },
+        "lmms-eval": {
+            "prompt": "lmms-eval",
+            "scorer": "lmms-eval",
+            "max_new_tokens": 1024,
+            "stop": ["ASSISTANT:"],
+            "judge_max_tokens": 256,
+            "judge_seed": 2680,
+        },
+    }
+    hf_dataset = "lmms-lab/MMBench_EN"  # the English dev copy with the 4377 rows of mmbench_dev_20230712
+    export_filename = "mmbench_dev_submission.xlsx"
+
+    def data_files(self) -> list[DataFile]:
+        return [
+            DataFile(
+                path=LEGACY_FILE,
+                needed_for="score",
+                description=(
+                    "MMBench dev 20230712 TSV with base64 images and circular passes (or VLMEvalKit's "
+                    "newer MMBench_DEV_EN.tsv / _V11.tsv)"
+                ),
+                source=_LLAVA_EVAL,
+                alternatives=list(VLMEVAL_FILES),
+            )
+        ]
+
+    def load(self, data_root: Path) -> list[Sample]:
+        path = find_tsv(Path(data_root))
+        legacy = is_legacy(path)
+        table = read_table(path) if legacy else add_circular_passes(read_table(path))
+        images = image_strings(table, references=not legacy)
+        decoded: dict[str, bytes] = {}  # circular copies repeat their base's image: decode once
+        samples: list[Sample] = []
+        for row in table.rows:
+            text = images[row.index]
+            if text not in decoded:
+                decoded[text] = decode_image(text)
+            hint = row.get("hint")
+            llava_hint = None if hint is None or hint.lower() in ("nan", "none") else hint
+            samples.append(
+                Sample(
+                    id=str(row.index),
+                    question=row.get("question") or "",
+                    images=(ImageRef(data=decoded[text]),),
+                    target=row.get("answer"),
+                    metadata={
+                        "index": row.index,
+                        "group": row.group,
+                        "pass": row.round,
+                        "question": row.get("question") or "",
+                        "hint": hint,
+                        "llava_hint": llava_hint,
+                        "choices": row.choices(),
+                        "llava_options": row.llava_options(),
+                        "category": row.get("category"),
+                        "l2_category": row.get("l2-category"),
+                        "split": row.get("split"),
+                        "source_file": table.path.name,
+                    },
+                )
+            )
+        return samples
+
+    def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
+        """The first ``limit`` rows, extended to every pass of the questions they belong to (file order)."""
+        groups = {s.metadata["group"] for s in samples[: max(0, limit)]}
+        return [s for s in samples if s.metadata["group"] in groups]
+
+    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
+        style = str(settings.get("prompt", "llava"))
+        if style not in PROMPTS:
+            raise HarnessError(f"mmbench: unknown prompt style {style!r}; expected one of {', '.join(PROMPTS)}")
+        return Request(
+            task=self.name,
+            sample_id=sample.id,
+            prompt=PROMPTS[style](sample),
+            images=sample.images,
+            generation=GenerationSettings(
+                max_new_tokens=int(settings.get("max_new_tokens", 1024)),
+                stop=tuple(settings.get("stop", ())),
+            ),
+        )
+
+    def score(
+        self,
+        samples: Sequence[Sample],
+        responses: Mapping[str, Response],
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult:
+        scorer = str((settings or {}).get("scorer", "vlmevalkit"))
+        return score_circular(samples, responses, (self.name, self.version, self.headline), scorer, judge, settings)
+
+    def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
+        """LLaVA answers by ``question_id`` (the TSV index, int or text); a later line wins; others ignored."""
+        by_index = {s.metadata["index"]: s.id for s in samples}
+        out: dict[str, str] = {}
+        for rec in records:
+            try:
+                index = int(str(rec.get("question_id")).strip())
+            except ValueError:
+                continue
+            if index in by_index:
+                out[by_index[index]] = str(rec.get("text", ""))
+        return out
+
+    def export(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], data_root: Path, output: Path
+    ) -> Path:
+        """LLaVA's convert_mmbench_for_submission.py: the TSV's rows minus six columns, plus ``prediction``."""
+        from tasks.mmbench.export import write_submission
+
+        predictions = {s.metadata["index"]: responses[s.id].text for s in samples if s.id in responses}
+        return write_submission(find_tsv(Path(data_root)), predictions, Path(output))
+
+    def prepare(self, source: Path, root: Path) -> None:
+        from tasks.mmbench.prepare import prepare_root
+
+        prepare_root(source, root)
+
+    def write_demo(self, root: Path, seed: int) -> None:
+        from tasks.mmbench.demo import write_demo
+
+        write_demo(root, seed)
+
+
+__all__ = ["ROUND", "MMBenchTask"]

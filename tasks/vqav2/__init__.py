@@ -1,0 +1,336 @@
+"""VQA-v2: test-dev as the papers report it (EvalAI submission), and val2014 scored locally by vqaEval.py.
+
+``vqav2`` (test-dev 2015): LLaVA's question file; the answers are private, so ``score`` reports no
+metric and ``export`` writes the file LLaVA uploads (``convert_vqav2_for_submission.py``).
+
+``vqav2_val`` (val2014): the official questions and annotations, the LLaVA prompt (question + the
+short-answer suffix), and the official scorer with LLaVA's EvalAI processing of the predictions.
+
+Protocols (``default_settings``; a protocol file's [tasks.NAME] table overrides them):
+
+- ``llava15``: the question file's text (test-dev) or question + ``\\nAnswer the question using a single
+  word or phrase.`` (val), ``max_new_tokens`` 128 (``model_vqa_loader.py``), answers EvalAI-processed.
+- ``lmms-eval`` (v0.7): ``pre_prompt`` + question + ``post_prompt`` (the same suffix), ``max_new_tokens``
+  16. val: strip, then EvalAI's punctuation and digit/article steps on the prediction and all ten
+  answers, always (so ``Yes.`` against ten ``yes`` scores 1, where vqaEval.py on the raw prediction
+  gives 0). test-dev: the answer lmms-eval would upload (punctuation and digit/article steps only, no
+  comma / ``?`` deletion and no ``'s`` split: ``red,white`` -> ``red white``, LLaVA's ``redwhite``).
+  lmms-eval revisions after v0.7 set ``post_prompt`` to "" for vqav2_val; override it if you need those.
+
+Duplicate question ids in a question or annotation file are an error (the official loaders would
+silently keep the later one); in an answers file the later answer wins, as LLaVA's dict-based
+converter does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.errors import DataError, UsageError
+from harness.io import iter_jsonl, read_json, require_fields
+from harness.judge import Judge
+from harness.task import Task
+from harness.types import (
+    IMAGE_PLACEHOLDER,
+    DataFile,
+    GenerationSettings,
+    ImageRef,
+    Request,
+    Response,
+    Sample,
+    TaskResult,
+)
+from tasks.common.vqa_eval import VQA_ANSWERS
+from tasks.vqav2.scorer import score_test_dev, score_val, write_submission
+
+TEST_DEV_QUESTIONS = "vqav2/llava_vqav2_mscoco_test-dev2015.jsonl"
+TEST_QUESTIONS = "vqav2/llava_vqav2_mscoco_test2015.jsonl"
+TEST_IMAGES = "vqav2/test2015"
+VAL_QUESTIONS = "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"
+VAL_ANNOTATIONS = "vqav2/v2_mscoco_val2014_annotations.json"
+VAL_IMAGES = "vqav2/val2014"
+LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
+_LLAVA_EVAL = "LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md"
+_VQA_SITE = "https://visualqa.org/download.html"
+_HF_DATASET = "lmms-lab/VQAv2"
+
+
+def val_image_name(image_id: int) -> str:
+    """COCO's file name for a val2014 image id."""
+    return f"COCO_val2014_{int(image_id):012d}.jpg"
+
+
+def question_prompt(raw_question: str, fallback: str, settings: Mapping[str, Any]) -> str:
+    """The user turn's text: ``fallback`` for the llava prompt, pre_prompt + question + post_prompt for lmms-eval."""
+    style = str(settings.get("prompt", "llava"))
+    if style == "llava":
+        return fallback
+    if style == "lmms-eval":
+        return f"{settings.get('pre_prompt', '')}{raw_question}{settings.get('post_prompt', LLAVA_SUFFIX)}"
+    raise UsageError(f"protocol setting prompt={style!r} is not one of: llava, lmms-eval")
+
+
+def _request(task: str, sample: Sample, text: str, settings: Mapping[str, Any]) -> Request:
+    return Request(
+        task=task,
+        sample_id=sample.id,
+        prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
+        images=sample.images,
+        generation=GenerationSettings(
+            max_new_tokens=int(settings.get("max_new_tokens", 128)),
+            stop=tuple(str(s) for s in settings.get("stop", ())),
+        ),
+    )
+
+
+class VQAv2Task(Task):
+    name = "vqav2"
+    version = "1"
+    description = "VQA-v2 test-dev 2015: no local score; export the EvalAI submission (challenge 830)."
+    judged = False
+    headline = ()
+    changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA question file, convert_vqav2_for_submission export"}
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "llava15": {"max_new_tokens": 128, "prompt": "llava", "submission_processor": "evalai"},
+        "lmms-eval": {
+            "max_new_tokens": 16,
+            "prompt": "lmms-eval",
+            "pre_prompt": "",
+            "post_prompt": LLAVA_SUFFIX,
+            "submission_processor": "lmms-eval",
+        },
+    }
+    export_filename = "vqav2_test-dev_submission.json"
+    hf_dataset = _HF_DATASET
+
+    def data_files(self) -> list[DataFile]:
+        return [
+            DataFile(
+                path=TEST_DEV_QUESTIONS,
+                description="LLaVA's test-dev question file (question_id, image, text with the short-answer suffix)",
+                source=_LLAVA_EVAL,
+            ),
+            DataFile(
+                path=TEST_QUESTIONS,
+                description="LLaVA's test2015 question file: every test question, for the submission file",
+                source=_LLAVA_EVAL,
+            ),
+            DataFile(
+                path=TEST_IMAGES,
+                kind="dir",
+                needed_for="run",
+                description="COCO test2015 images (COCO_test2015_<12-digit id>.jpg)",
+                source="http://images.cocodataset.org/zips/test2015.zip",
+            ),
+        ]
+
+    def load(self, data_root: Path) -> list[Sample]:
+        root = Path(data_root)
+        path = root / TEST_DEV_QUESTIONS
+        samples: list[Sample] = []
+        seen: set[str] = set()
+        for lineno, rec in iter_jsonl(path):
+            where = f"{path}:{lineno}"
+            require_fields(rec, ("question_id", "image", "text"), where)
+            sid = str(rec["question_id"])
+            if sid in seen:
+                raise DataError(f"{where}: duplicate question_id {sid}")
+            seen.add(sid)
+            text = str(rec["text"])
+            samples.append(
+                Sample(
+                    id=sid,
+                    question=text,
+                    images=(ImageRef(path=str(root / TEST_IMAGES / str(rec["image"]))),),
+                    metadata={
+                        "question_id": rec["question_id"],
+                        "raw_question": text.removesuffix(LLAVA_SUFFIX),
+                        "category": rec.get("category", ""),
+                    },
+                )
+            )
+        return samples
+
+    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
+        text = question_prompt(sample.metadata["raw_question"], sample.question, settings)
+        return _request(self.name, sample, text, settings)
+
+    def score(
+        self,
+        samples: Sequence[Sample],
+        responses: Mapping[str, Response],
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult:
+        return score_test_dev(samples, responses, settings, self.name, self.version)
+
+    def export(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], data_root: Path, output: Path
+    ) -> Path:
+        """LLaVA's upload: every test2015 question in file order, EvalAI-processed answers, "" when unanswered.
+
+        The protocol does not reach ``export``: the file is always LLaVA's (what the papers uploaded).
+        """
+        written, _ = write_submission(samples, responses, Path(data_root) / TEST_QUESTIONS, Path(output))
+        return written
+
+    def prepare(self, source: Path, root: Path) -> None:
+        from tasks.vqav2.prepare import prepare_root
+
+        prepare_root(source, root, splits=("testdev", "test"))
+
+    def write_demo(self, root: Path, seed: int) -> None:
+        from tasks.vqav2.demo import write_test_demo
+
+        write_test_demo(root, seed)
+
+
+def _by_question_id(items: Any, path: Path, key: str, fields: tuple[str, ...]) -> dict[Any, dict[str, Any]]:
+    if not isinstance(items, list):
+        raise DataError(f"{path}: '{key}' is not a list")
+    out: dict[Any, dict[str, Any]] = {}
+    for i, item in enumerate(items):
+        where = f"{path}: {key}[{i}]"
+        if not isinstance(item, dict):
+            raise DataError(f"{where}: expected a JSON object")
+        require_fields(item, fields, where)
+        if item["question_id"] in out:
+            raise DataError(f"{where}: duplicate question_id {item['question_id']}")
+        out[item["question_id"]] = item
+    return out
+
+
+def _answer_records(annotation: Mapping[str, Any], where: str) -> tuple[list[str], list[list[Any]]]:
+    """The ten answer texts and, per answer, what else vqaEval.py's dict comparison sees."""
+    answers = annotation["answers"]
+    if not isinstance(answers, list) or len(answers) != VQA_ANSWERS:
+        count = len(answers) if isinstance(answers, list) else "no list of"
+        raise DataError(f"{where}: {count} answers; the VQA evaluator needs exactly {VQA_ANSWERS}")
+    texts: list[str] = []
+    records: list[list[Any]] = []
+    for j, answer in enumerate(answers):
+        if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
+            raise DataError(f"{where}: answers[{j}] has no 'answer' string")
+        texts.append(answer["answer"])
+        records.append([answer.get("answer_confidence"), answer.get("answer_id")])
+    return texts, records
+
+
+def _read_container(path: Path, key: str) -> Any:
+    data = read_json(path)
+    if not isinstance(data, dict) or key not in data:
+        raise DataError(f"{path}: expected a JSON object with '{key}'")
+    return data[key]
+
+
+class VQAv2ValTask(Task):
+    name = "vqav2_val"
+    version = "1"
+    description = "VQA-v2 val2014 scored locally with the official vqaEval.py (LLaVA EvalAI-processed answers)."
+    judged = False
+    headline = ("overall",)
+    changelog: ClassVar[dict[str, str]] = {"1": "initial: official questions/annotations, vqaEval.py scoring"}
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "llava15": {
+            "max_new_tokens": 128,
+            "prompt": "llava",
+            "prediction_processor": "evalai",
+            "scorer": "official",
+        },
+        "lmms-eval": {
+            "max_new_tokens": 16,
+            "prompt": "lmms-eval",
+            "pre_prompt": "",
+            "post_prompt": LLAVA_SUFFIX,
+            "prediction_processor": "none",
+            "scorer": "lmms-eval",
+        },
+    }
+    hf_dataset = _HF_DATASET
+
+    def data_files(self) -> list[DataFile]:
+        return [
+            DataFile(
+                path=VAL_QUESTIONS,
+                description="official VQA-v2 val2014 open-ended questions",
+                source=f"Questions_Val_mscoco.zip from {_VQA_SITE}",
+            ),
+            DataFile(
+                path=VAL_ANNOTATIONS,
+                description="official VQA-v2 val2014 annotations (10 answers, question and answer types)",
+                source=f"Annotations_Val_mscoco.zip from {_VQA_SITE}",
+            ),
+            DataFile(
+                path=VAL_IMAGES,
+                kind="dir",
+                needed_for="run",
+                description="COCO val2014 images (COCO_val2014_<12-digit id>.jpg)",
+                source="http://images.cocodataset.org/zips/val2014.zip",
+            ),
+        ]
+
+    def load(self, data_root: Path) -> list[Sample]:
+        root = Path(data_root)
+        q_path, a_path = root / VAL_QUESTIONS, root / VAL_ANNOTATIONS
+        questions = _by_question_id(
+            _read_container(q_path, "questions"), q_path, "questions", ("question_id", "image_id", "question")
+        )
+        annotations = _by_question_id(
+            _read_container(a_path, "annotations"),
+            a_path,
+            "annotations",
+            ("question_id", "image_id", "question_type", "answer_type", "answers"),
+        )
+        extra = [qid for qid in annotations if qid not in questions]
+        if extra:
+            raise DataError(f"{a_path}: {len(extra)} annotation(s) have no question in {q_path}, e.g. {extra[0]}")
+        samples: list[Sample] = []
+        for qid, question in questions.items():
+            annotation = annotations.get(qid)
+            if annotation is None:
+                raise DataError(f"{a_path}: no annotation for question_id {qid} of {q_path}")
+            texts, records = _answer_records(annotation, f"{a_path}: annotation for question_id {qid}")
+            samples.append(
+                Sample(
+                    id=str(qid),
+                    question=str(question["question"]),
+                    images=(ImageRef(path=str(root / VAL_IMAGES / val_image_name(question["image_id"]))),),
+                    target=texts,
+                    metadata={
+                        "question_id": qid,
+                        "image_id": question["image_id"],
+                        "raw_question": str(question["question"]),
+                        "question_type": annotation["question_type"],
+                        "answer_type": annotation["answer_type"],
+                        "multiple_choice_answer": annotation.get("multiple_choice_answer"),
+                        "answer_records": records,
+                    },
+                )
+            )
+        return samples
+
+    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
+        raw = sample.metadata["raw_question"]
+        return _request(self.name, sample, question_prompt(raw, raw + LLAVA_SUFFIX, settings), settings)
+
+    def score(
+        self,
+        samples: Sequence[Sample],
+        responses: Mapping[str, Response],
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult:
+        chosen = self.default_settings["llava15"] if settings is None else settings
+        return score_val(samples, responses, chosen, self.name, self.version, self.headline)
+
+    def prepare(self, source: Path, root: Path) -> None:
+        from tasks.vqav2.prepare import prepare_root
+
+        prepare_root(source, root, splits=("validation",))
+
+    def write_demo(self, root: Path, seed: int) -> None:
+        from tasks.vqav2.demo import write_val_demo
+
+        write_val_demo(root, seed)

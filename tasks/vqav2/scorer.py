@@ -1,0 +1,219 @@
+"""VQA-v2 scoring: the official ``vqaEval.py`` on val2014, lmms-eval's variant, and the test-dev submission.
+
+val2014 (``vqav2_val``), per question, with the settings of the protocol:
+
+- ``prediction_processor``: ``"evalai"`` runs LLaVA's ``EvalAIAnswerProcessor`` on the prediction
+  first, as ``convert_vqav2_for_submission.py`` does before upload (the llava15 default: the closest
+  local stand-in for the test-dev server); ``"none"`` leaves it as the model wrote it.
+- ``scorer``: ``"official"`` is ``VQAEval.evaluate`` (normalise only when the ten answers differ);
+  ``"lmms-eval"`` is lmms-eval v0.7's ``vqav2_process_results`` (strip, then EvalAI's punctuation and
+  digit/article steps on both sides, always).
+
+Reported: ``overall`` and the three answer types (``yes/no``, ``number``, ``other``) as metrics,
+and breakdowns per answer type and per question type. Values are 100 x the mean of the *unrounded*
+per-question scores; the official tool prints them rounded to 2 decimals (``round(100*mean, 2)``),
+which we leave to the display. Standard errors cluster questions by image.
+
+test-dev (``vqav2``): the answers are private, so there is no local score; the submission file is
+LLaVA's ``convert_vqav2_for_submission.py`` output (:func:`build_submission`).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.io import iter_jsonl, require_fields
+from harness.stats import mean_metric
+from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.answers import collect_answers
+from tasks.common.vqa_eval import (
+    Scored,
+    clean_whitespace,
+    evalai_answer,
+    evalai_steps,
+    lmms_eval_vqa_score,
+    official_vqa_score,
+)
+
+ANSWER_TYPES = ("yes/no", "number", "other")
+EVALAI_CHALLENGE = "https://eval.ai/web/challenges/challenge-page/830"
+
+Scorer = Callable[[str, Sequence[str], Sequence[Hashable] | None], Scored]
+_SCORERS: dict[str, Scorer] = {"official": official_vqa_score, "lmms-eval": lmms_eval_vqa_score}
+_PROCESSORS: dict[str, Callable[[str], str]] = {"evalai": evalai_answer, "none": lambda text: text}
+
+
+def _choice(settings: Mapping[str, Any], key: str, options: Mapping[str, Any], default: str) -> Any:
+    value = str(settings.get(key, default))
+    if value not in options:
+        raise UsageError(f"protocol setting {key}={value!r} is not one of: {', '.join(options)}")
+    return options[value]
+
+
+def _metric(rows: Sequence[tuple[Sample, float]], description: str = "") -> Metric:
+    return mean_metric(
+        [score for _, score in rows], [s.metadata["image_id"] for s, _ in rows], description=description
+    )
+
+
+def _by(rows: Sequence[tuple[Sample, float]], key: str) -> dict[str, Metric]:
+    groups: dict[str, list[tuple[Sample, float]]] = defaultdict(list)
+    for row in rows:
+        groups[str(row[0].metadata[key])].append(row)
+    return {name: _metric(groups[name]) for name in sorted(groups)}
+
+
+def score_val(
+    samples: Sequence[Sample],
+    responses: Mapping[str, Response],
+    settings: Mapping[str, Any],
+    name: str,
+    version: str,
+    headline: Sequence[str] = ("overall",),
+) -> TaskResult:
+    """Score val2014 samples (targets: the ten answers) under the protocol's settings."""
+    process = _choice(settings, "prediction_processor", _PROCESSORS, "evalai")
+    scorer = _choice(settings, "scorer", _SCORERS, "official")
+    answers = collect_answers(samples, responses)
+    rows: list[tuple[Sample, float]] = []
+    per_sample: list[SampleScore] = []
+    for sample, text in zip(samples, answers.texts):
+        records = [tuple(r) for r in sample.metadata["answer_records"]]
+        scored = scorer(process(text), sample.target, records)
+        rows.append((sample, scored.accuracy))
+        per_sample.append(
+            SampleScore(
+                sample_id=sample.id,
+                parsed=scored.prediction,
+                score=scored.accuracy,
+                correct=scored.accuracy == 1.0,
+                detail={"answers": list(scored.answers), "normalized": scored.normalized},
+            )
+        )
+    metrics = {"overall": _metric(rows, "VQA accuracy (leave-one-out over 10 answers), percent")}
+    by_type = _by(rows, "answer_type")
+    for answer_type in ANSWER_TYPES:
+        if answer_type in by_type:
+            metrics[answer_type] = by_type[answer_type]
+    notes = answers.missing_note(len(samples), "empty predictions")
+    notes.append(
+        f"scorer {settings.get('scorer', 'official')}, prediction processor "
+        f"{settings.get('prediction_processor', 'evalai')}; values unrounded (the official tool prints 2 decimals)"
+    )
+    return TaskResult(
+        task=name,
+        version=version,
+        metrics=metrics,
+        headline=list(headline),
+        breakdowns={"answer_type": by_type, "question_type": _by(rows, "question_type")},
+        samples=per_sample,
+        n_samples=len(samples),
+        n_errors=answers.n_errors,
+        n_missing=answers.n_missing,
+        notes=notes,
+    )
+
+
+def lmms_eval_submission_answer(text: str) -> str:
+    """The answer lmms-eval's ``vqav2_test`` writes for a generation (punctuation + digit/article only)."""
+    return evalai_steps(clean_whitespace(text.strip()))
+
+
+_SUBMISSION: dict[str, Callable[[str], str]] = {"evalai": evalai_answer, "lmms-eval": lmms_eval_submission_answer}
+
+
+def submission_answer(text: str, settings: Mapping[str, Any] | None) -> str:
+    """The answer a protocol uploads (``submission_processor``): EvalAI-processed (llava15) or lmms-eval's."""
+    return _choice(settings or {}, "submission_processor", _SUBMISSION, "evalai")(text)
+
+
+def score_test_dev(
+    samples: Sequence[Sample],
+    responses: Mapping[str, Response],
+    settings: Mapping[str, Any] | None,
+    name: str,
+    version: str,
+) -> TaskResult:
+    """No metrics: list each answer as it would be uploaded, count missing ones, say where to submit."""
+    answers = collect_answers(samples, responses)
+    per_sample = [
+        SampleScore(sample_id=s.id, parsed=submission_answer(text, settings), detail={"raw": text})
+        for s, text in zip(samples, answers.texts)
+    ]
+    notes = [
+        "VQAv2 test-dev answers are private: there is no local score. Upload the submission file "
+        f"(harness export vqav2, vqav2_test-dev_submission.json) to EvalAI challenge 830 ({EVALAI_CHALLENGE}); "
+        "for a local check use the vqav2_val task."
+    ]
+    notes.extend(answers.missing_note(len(samples), "empty answers in the submission"))
+    return TaskResult(
+        task=name,
+        version=version,
+        metrics={},
+        headline=[],
+        samples=per_sample,
+        n_samples=len(samples),
+        n_errors=answers.n_errors,
+        n_missing=answers.n_missing,
+        notes=notes,
+    )
+
+
+@dataclass
+class Submission:
+    """The upload: one {question_id, answer} per test2015 line, in file order, and what was left out."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    n_answered: int = 0  # test2015 questions with an answer
+    unknown_ids: list[str] = field(default_factory=list)  # answered ids not in test2015 (dropped, as LLaVA does)
+
+
+def build_submission(test2015: Path, answers: Mapping[str, str]) -> Submission:
+    """LLaVA's ``convert_vqav2_for_submission.py`` on answers keyed by str(question_id).
+
+    Every line of ``test2015`` (LLaVA's ``llava_vqav2_mscoco_test2015.jsonl``) gives one entry, in file
+    order: the EvalAI-processed answer when there is one, else ``""``. Answers whose id is not in the
+    file do not appear (LLaVA's script ignores them without a word); they are returned for a warning.
+    """
+    out = Submission()
+    seen: set[str] = set()
+    for lineno, rec in iter_jsonl(test2015):
+        require_fields(rec, ("question_id",), f"{test2015}:{lineno}")
+        qid = rec["question_id"]
+        key = str(qid)
+        seen.add(key)
+        if key in answers:
+            out.entries.append({"question_id": qid, "answer": evalai_answer(answers[key])})
+            out.n_answered += 1
+        else:
+            out.entries.append({"question_id": qid, "answer": ""})
+    out.unknown_ids = [key for key in answers if key not in seen]
+    return out
+
+
+def write_submission(
+    samples: Sequence[Sample], responses: Mapping[str, Response], test2015: Path, output: Path
+) -> tuple[Path, Submission]:
+    """Write the submission JSON array for the answered samples; warn about answers it had to leave out."""
+    answers = {
+        str(s.metadata["question_id"]): responses[s.id].text for s in samples if s.id in responses
+    }
+    submission = build_submission(test2015, answers)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(submission.entries), encoding="utf-8")
+    if submission.unknown_ids:
+        shown = ", ".join(submission.unknown_ids[:5])
+        warnings.warn(
+            f"{len(submission.unknown_ids)} answered question(s) are not in {test2015} and are not in the "
+            f"submission (LLaVA's converter drops them too): {shown}",
+            stacklevel=2,
+        )
+    return output, submission
