@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from harness.types import IMAGE_PLACEHOLDER, GenerationSettings, Request, Response, Sample
+from harness.types import Response, Sample
 
 
 @dataclass
@@ -47,14 +46,3 @@ def answered_only(
     n_missing = len(samples) - len(kept)
     note = [f"{n_missing} of {len(samples)} questions have no answer; left out, as {tool} does"] if n_missing else []
     return kept, n_missing, note
-
-
-def image_question_request(task: str, sample: Sample, settings: Mapping[str, Any]) -> Request:
-    """LLaVA's single-image request: ``<image>\\n`` + the question text of the question file."""
-    return Request(
-        task=task,
-        sample_id=sample.id,
-        prompt=f"{IMAGE_PLACEHOLDER}\n{sample.question}",
-        images=sample.images,
-        generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 128))),
-    )

@@ -15,21 +15,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import DataError, UsageError
+from harness.errors import DataError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
-    IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
-from tasks.common.answers import image_question_request
+from tasks.common.requests import (
+    LLAVA_EVAL_ZIP,
+    LLAVA_SUFFIX,
+    image_question_request,
+    make_request,
+    setting_choice,
+    with_image,
+)
 from tasks.gqa.scorer import score_gqa, score_gqa_lmms_eval, steps_number, words_number
 
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
@@ -37,7 +42,6 @@ OFFICIAL_QUESTIONS = "gqa/data/testdev_balanced_questions.json"
 IMAGES_DIR = "gqa/data/images"
 _GQA_SITE = "https://cs.stanford.edu/people/dorarad/gqa/download.html"
 _QUESTION_FIELDS = ("question", "answer", "imageId", "isBalanced", "types", "semantic", "groups")
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 
 
 def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> dict[str, Any]:
@@ -68,12 +72,6 @@ def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> d
     }
 
 
-def _choice(settings: Mapping[str, Any], key: str, options: tuple[str, ...], default: str) -> str:
-    value = str(settings.get(key, default))
-    if value not in options:
-        raise UsageError(f"protocol setting {key}={value!r} is not one of: {', '.join(options)}")
-    return value
-
 
 class GQATask(Task):
     name = "gqa"
@@ -101,7 +99,7 @@ class GQATask(Task):
             DataFile(
                 path=LLAVA_QUESTIONS,
                 description="LLaVA's question file (question_id, image, text with the short-answer suffix)",
-                source="LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md",
+                source=LLAVA_EVAL_ZIP,
             ),
             DataFile(
                 path=OFFICIAL_QUESTIONS,
@@ -150,17 +148,11 @@ class GQATask(Task):
         return samples
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        if _choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
+        if setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
             return image_question_request(self.name, sample, settings)
         pre, post = settings.get("pre_prompt", ""), settings.get("post_prompt", LLAVA_SUFFIX)
         text = f"{pre}{sample.metadata['raw_question']}{post}"
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
-            images=sample.images,
-            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 16))),
-        )
+        return make_request(self.name, sample, with_image(text), settings, 16)
 
     def score(
         self,
@@ -169,7 +161,7 @@ class GQATask(Task):
         settings: Mapping[str, Any] | None = None,
         judge: Judge | None = None,
     ) -> TaskResult:
-        if _choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
+        if setting_choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
             return score_gqa_lmms_eval(samples, responses, self.name, self.version, self.headline)
         return score_gqa(samples, responses, self.name, self.version, self.headline)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import COLORS, KINDS, Scene, Shape, make_scene, render, with_article
 
 N_IMAGES = 40
@@ -26,7 +27,6 @@ QUESTIONS_PER_IMAGE = 3
 IMAGE_SIZE = 96
 JPEG_QUALITY = 95
 QUESTION_ID_BASE = 200_000_000  # question id = base + 10 * image index + question number
-LLAVA_PROMPT_SUFFIX = "\nAnswer the question using a single word or phrase."
 STRUCTURAL_ORDER = ("verify", "query", "choose", "logical", "compare")
 
 Step = tuple[str, tuple[int, ...], str]  # (operation, dependencies, argument)
@@ -505,7 +505,7 @@ def write_demo(root: Path, seed: int) -> None:
             llava = {
                 "question_id": qid,
                 "image": f"{image.image_id}.jpg",
-                "text": question.text + LLAVA_PROMPT_SUFFIX,
+                "text": question.text + LLAVA_SUFFIX,
                 "category": "default",
             }
             lines.append(json.dumps(llava) + "\n")

@@ -53,6 +53,7 @@ from harness.dataprep import (
     write_jsonl,
 )
 from harness.errors import DataError
+from tasks.common.requests import LLAVA_SUFFIX
 
 HF_DATASET = "lmms-lab/GQA"
 QUESTIONS_PATTERN = "testdev_balanced_instructions/testdev-*.parquet"
@@ -62,7 +63,6 @@ HF_PATTERNS = {"gqa": (QUESTIONS_PATTERN, IMAGES_PATTERN)}
 OFFICIAL_QUESTIONS = "gqa/data/testdev_balanced_questions.json"
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
 IMAGES_DIR = "gqa/data/images"
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 EXPECTED_QUESTIONS = 12578
 
 REQUIRED = ("id", "imageId", "question", "answer")

@@ -27,19 +27,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import HarnessError
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
     IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
+from tasks.common.requests import make_request, setting_choice
 from tasks.mmbench.scorer import score_circular
 from tasks.mmbench.tsv import (
     LEGACY_FILE,
@@ -170,19 +169,8 @@ class MMBenchTask(Task):
         return [s for s in samples if s.metadata["group"] in groups]
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = str(settings.get("prompt", "llava"))
-        if style not in PROMPTS:
-            raise HarnessError(f"mmbench: unknown prompt style {style!r}; expected one of {', '.join(PROMPTS)}")
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=PROMPTS[style](sample),
-            images=sample.images,
-            generation=GenerationSettings(
-                max_new_tokens=int(settings.get("max_new_tokens", 1024)),
-                stop=tuple(settings.get("stop", ())),
-            ),
-        )
+        style = setting_choice(settings, "prompt", tuple(PROMPTS), "llava")
+        return make_request(self.name, sample, PROMPTS[style](sample), settings, 1024)
 
     def score(
         self,

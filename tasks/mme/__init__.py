@@ -17,21 +17,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import DataError, UsageError
+from harness.errors import DataError
 from harness.io import iter_jsonl, read_tsv, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
-    IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
-from tasks.common.answers import image_question_request
+from tasks.common.requests import (
+    LLAVA_EVAL_ZIP,
+    LLAVA_SUFFIX,
+    image_question_request,
+    make_request,
+    setting_choice,
+    with_image,
+)
 from tasks.mme.scorer import ALL_SUBTASKS, score_directory, score_samples, score_samples_lmms_eval
 
 LLAVA_QUESTIONS = "MME/llava_mme.jsonl"
@@ -40,7 +45,6 @@ IMAGES_DIR = "MME/MME_Benchmark_release_version"
 _MME_PAGE = "https://github.com/BradyFU/Awesome-Multimodal-Large-Language-Models/tree/Evaluation"
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 YES_NO_SUFFIX = "Please answer yes or no."
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 LMMS_EVAL_REPLACED = " Please answer yes or no."
 
 GroundTruth = dict[tuple[str, str], str]  # (image stem, question) -> Yes/No
@@ -86,12 +90,6 @@ def lmms_eval_prompt(question: str, pre_prompt: str, post_prompt: str) -> str:
     return text
 
 
-def _choice(settings: Mapping[str, Any], key: str, options: tuple[str, ...], default: str) -> str:
-    value = str(settings.get(key, default))
-    if value not in options:
-        raise UsageError(f"protocol setting {key}={value!r} is not one of: {', '.join(options)}")
-    return value
-
 
 class MMETask(Task):
     name = "mme"
@@ -119,7 +117,7 @@ class MMETask(Task):
             DataFile(
                 path=LLAVA_QUESTIONS,
                 description="LLaVA's MME question file (question_id, image, text, category)",
-                source="LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md",
+                source=LLAVA_EVAL_ZIP,
             ),
             DataFile(
                 path=GT_DIR,
@@ -205,20 +203,14 @@ class MMETask(Task):
         return out
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        if _choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
+        if setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
             return image_question_request(self.name, sample, settings)
         text = lmms_eval_prompt(
             sample.metadata["eval_question"],
             str(settings.get("pre_prompt", "")),
             str(settings.get("post_prompt", LLAVA_SUFFIX)),
         )
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
-            images=sample.images,
-            generation=GenerationSettings(max_new_tokens=int(settings.get("max_new_tokens", 16))),
-        )
+        return make_request(self.name, sample, with_image(text), settings, 16)
 
     def score(
         self,
@@ -228,7 +220,7 @@ class MMETask(Task):
         judge: Judge | None = None,
     ) -> TaskResult:
         header = (self.name, self.version, self.headline)
-        if _choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
+        if setting_choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
             return score_samples_lmms_eval(samples, responses, header)
         return score_samples(samples, responses, header)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, NUMBER_WORDS, WORDS, Scene, make_scene, render, with_article
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR")
@@ -35,7 +36,6 @@ MAX_DRAWS = 500  # scenes tried per image before giving up
 SUFFIX = " Please answer yes or no."
 ODD_SUFFIX = "  Please answer yes or no."  # the two-space variant of some real color/count/position lines
 ODD_SPACED = ("color", 0)  # (subtask, image number) whose Yes question uses ODD_SUFFIX
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 RELEASE_DIR = "MME_Benchmark_release_version"
 # Things of a well-known colour, for the commonsense questions.
 COLOR_THINGS = {

@@ -37,6 +37,7 @@ from typing import Any
 
 from harness.dataprep import find_files, image_bytes, image_format, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.requests import LLAVA_SUFFIX
 from tasks.mme.scorer import ALL_SUBTASKS
 
 HF_DATASET = "lmms-lab/MME"
@@ -51,7 +52,6 @@ LLAVA_QUESTIONS = "MME/llava_mme.jsonl"
 # Subtasks whose release folder has images/ and questions_answers_YN/ (the other nine are flat).
 NESTED = frozenset({"artwork", "celebrity", "landmark", "posters", "scene"})
 YES_NO = "Please answer yes or no."
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 _EXTENSIONS = {"jpeg": (".jpg", ".jpeg"), "png": (".png",)}
 
 

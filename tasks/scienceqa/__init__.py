@@ -34,13 +34,13 @@ from harness.task import Task
 from harness.types import (
     IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
+from tasks.common.requests import LLAVA_EVAL_ZIP, make_request, setting_choice
 from tasks.scienceqa.scorer import OPTIONS, score_lmms_eval, score_official
 
 LLAVA_QUESTIONS = "scienceqa/llava_test_CQM-A.json"
@@ -48,7 +48,6 @@ PROBLEMS = "scienceqa/problems.json"
 PID_SPLITS = "scienceqa/pid_splits.json"
 IMAGES_DIR = "scienceqa/images/test"
 SUFFIX = "Answer with the option's letter from the given choices directly."
-_LLAVA_EVAL = "LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md"
 _SQA_REPO = "https://github.com/lupantech/ScienceQA (data/scienceqa)"
 
 
@@ -114,7 +113,7 @@ class ScienceQATask(Task):
             DataFile(
                 path=LLAVA_QUESTIONS,
                 description="LLaVA's ScienceQA test question file (id, image, conversations)",
-                source=_LLAVA_EVAL,
+                source=LLAVA_EVAL_ZIP,
             ),
             DataFile(path=PROBLEMS, description="official ScienceQA problems (answers, choices)", source=_SQA_REPO),
             DataFile(path=PID_SPLITS, description="official ScienceQA split lists (the 'test' ids)", source=_SQA_REPO),
@@ -185,19 +184,8 @@ class ScienceQATask(Task):
         return samples
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = str(settings.get("prompt", "llava"))
-        if style not in PROMPTS:
-            raise HarnessError(f"scienceqa: unknown prompt style {style!r}; expected one of {', '.join(PROMPTS)}")
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=PROMPTS[style](sample),
-            images=sample.images,
-            generation=GenerationSettings(
-                max_new_tokens=int(settings.get("max_new_tokens", 1024)),
-                stop=tuple(settings.get("stop", ())),
-            ),
-        )
+        style = setting_choice(settings, "prompt", tuple(PROMPTS), "llava")
+        return make_request(self.name, sample, PROMPTS[style](sample), settings, 1024)
 
     def score(
         self,

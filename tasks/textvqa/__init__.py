@@ -32,22 +32,20 @@ from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
-    IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
+from tasks.common.requests import LLAVA_EVAL_ZIP, LLAVA_SUFFIX, make_request, setting_choice, with_image
 from tasks.common.vqa_eval import VQA_ANSWERS
 from tasks.textvqa.scorer import OCR_MARKER, ocr_tokens, recover_question, score_textvqa
 
 LLAVA_QUESTIONS = "textvqa/llava_textvqa_val_v051_ocr.jsonl"
 ANNOTATIONS = "textvqa/TextVQA_0.5.1_val.json"
 IMAGES_DIR = "textvqa/train_images"
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 _TEXTVQA_SITE = "https://textvqa.org/dataset"
 
 Key = tuple[Any, str]  # (image id, lower-cased question)
@@ -110,7 +108,7 @@ class TextVQATask(Task):
             DataFile(
                 path=LLAVA_QUESTIONS,
                 description="LLaVA's question file (question_id = image id, text with the OCR-token line)",
-                source="LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md",
+                source=LLAVA_EVAL_ZIP,
             ),
             DataFile(
                 path=ANNOTATIONS,
@@ -203,27 +201,15 @@ class TextVQATask(Task):
         return out
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = str(settings.get("prompt", "llava"))
-        if style == "llava":
+        if setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
             text = sample.question
-        elif style == "lmms-eval":
+        else:
             ocr = ""
             if settings.get("ocr"):
                 ocr = "\n" + OCR_MARKER + ", ".join(sample.metadata.get("ocr_tokens") or [])
             raw = str(sample.metadata["raw_question"])
             text = f"{settings.get('pre_prompt', '')}{raw.capitalize()}{ocr}{settings.get('post_prompt', LLAVA_SUFFIX)}"
-        else:
-            raise UsageError(f"protocol setting prompt={style!r} is not one of: llava, lmms-eval")
-        return Request(
-            task=self.name,
-            sample_id=sample.id,
-            prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
-            images=sample.images,
-            generation=GenerationSettings(
-                max_new_tokens=int(settings.get("max_new_tokens", 128)),
-                stop=tuple(str(s) for s in settings.get("stop", ())),
-            ),
-        )
+        return make_request(self.name, sample, with_image(text), settings, 128)
 
     def score(
         self,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import Scene, make_scene, render
 from tasks.vqav2.demo import NUMBER_WORDS, human_answers
 
@@ -35,7 +36,6 @@ QUESTION_ID_BASE = 34602  # the first val question id of the real release
 IMAGE_SIZE = 96
 JPEG_QUALITY = 95
 MAX_DRAWS = 200
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 OCR_NOISE = ("ST", "N", "CC", "ED", "OR")
 
 Spec = tuple[str, tuple[str, ...], tuple[str, ...]]  # canonical answer, variants, wrong answers

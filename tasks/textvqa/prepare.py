@@ -37,6 +37,7 @@ from typing import Any
 
 from harness.dataprep import find_files, image_bytes, iter_rows, note, parquet_columns, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.requests import LLAVA_SUFFIX
 
 HF_DATASET = "lmms-lab/textvqa"
 DATA_PATTERN = "data/validation-*.parquet"
@@ -47,7 +48,6 @@ ANNOTATIONS = "textvqa/TextVQA_0.5.1_val.json"
 LLAVA_QUESTIONS = "textvqa/llava_textvqa_val_v051_ocr.jsonl"
 IMAGES_DIR = "textvqa/train_images"
 OCR_MARKER = "Reference OCR token: "
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 HEADER = {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1"}
 
 REQUIRED = ("image_id", "question_id", "question", "answers", "ocr_tokens", "image")

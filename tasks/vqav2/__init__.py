@@ -33,15 +33,14 @@ from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
-    IMAGE_PLACEHOLDER,
     DataFile,
-    GenerationSettings,
     ImageRef,
     Request,
     Response,
     Sample,
     TaskResult,
 )
+from tasks.common.requests import LLAVA_EVAL_ZIP, LLAVA_SUFFIX, make_request, with_image
 from tasks.common.vqa_eval import VQA_ANSWERS
 from tasks.vqav2.scorer import score_test_dev, score_val, write_submission
 
@@ -51,8 +50,6 @@ TEST_IMAGES = "vqav2/test2015"
 VAL_QUESTIONS = "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"
 VAL_ANNOTATIONS = "vqav2/v2_mscoco_val2014_annotations.json"
 VAL_IMAGES = "vqav2/val2014"
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
-_LLAVA_EVAL = "LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md"
 _VQA_SITE = "https://visualqa.org/download.html"
 _HF_DATASET = "lmms-lab/VQAv2"
 
@@ -70,19 +67,6 @@ def question_prompt(raw_question: str, fallback: str, settings: Mapping[str, Any
     if style == "lmms-eval":
         return f"{settings.get('pre_prompt', '')}{raw_question}{settings.get('post_prompt', LLAVA_SUFFIX)}"
     raise UsageError(f"protocol setting prompt={style!r} is not one of: llava, lmms-eval")
-
-
-def _request(task: str, sample: Sample, text: str, settings: Mapping[str, Any]) -> Request:
-    return Request(
-        task=task,
-        sample_id=sample.id,
-        prompt=f"{IMAGE_PLACEHOLDER}\n{text}",
-        images=sample.images,
-        generation=GenerationSettings(
-            max_new_tokens=int(settings.get("max_new_tokens", 128)),
-            stop=tuple(str(s) for s in settings.get("stop", ())),
-        ),
-    )
 
 
 class VQAv2Task(Task):
@@ -110,12 +94,12 @@ class VQAv2Task(Task):
             DataFile(
                 path=TEST_DEV_QUESTIONS,
                 description="LLaVA's test-dev question file (question_id, image, text with the short-answer suffix)",
-                source=_LLAVA_EVAL,
+                source=LLAVA_EVAL_ZIP,
             ),
             DataFile(
                 path=TEST_QUESTIONS,
                 description="LLaVA's test2015 question file: every test question, for the submission file",
-                source=_LLAVA_EVAL,
+                source=LLAVA_EVAL_ZIP,
             ),
             DataFile(
                 path=TEST_IMAGES,
@@ -155,7 +139,7 @@ class VQAv2Task(Task):
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
         text = question_prompt(sample.metadata["raw_question"], sample.question, settings)
-        return _request(self.name, sample, text, settings)
+        return make_request(self.name, sample, with_image(text), settings, 128)
 
     def score(
         self,
@@ -313,7 +297,8 @@ class VQAv2ValTask(Task):
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
         raw = sample.metadata["raw_question"]
-        return _request(self.name, sample, question_prompt(raw, raw + LLAVA_SUFFIX, settings), settings)
+        text = question_prompt(raw, raw + LLAVA_SUFFIX, settings)
+        return make_request(self.name, sample, with_image(text), settings, 128)
 
     def score(
         self,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, Scene, make_scene, render
 
 VAL_SCENE_BASE = 2000
@@ -38,7 +39,6 @@ QUESTIONS_PER_IMAGE = 3
 IMAGE_SIZE = 96
 JPEG_QUALITY = 95
 UNIFORM_PROBABILITY = 0.25  # share of questions whose ten answers are identical
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # GT-Vision-Lab/VQA QuestionTypes/mscoco_question_types.txt, in file order: 64 prefixes. With the
 # fallback type "none of the above" (questions that start with none of them) they are the 65 types.

@@ -38,6 +38,7 @@ from typing import Any
 
 from harness.dataprep import find_files, image_bytes, iter_rows, matches, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.requests import LLAVA_SUFFIX
 
 HF_DATASET = "lmms-lab/VQAv2"
 SPLIT_PATTERNS = {
@@ -57,7 +58,6 @@ VAL_IMAGES = "vqav2/val2014"
 TEST_DEV_QUESTIONS = "vqav2/llava_vqav2_mscoco_test-dev2015.jsonl"
 TEST_QUESTIONS = "vqav2/llava_vqav2_mscoco_test2015.jsonl"
 TEST_IMAGES = "vqav2/test2015"
-LLAVA_SUFFIX = "\nAnswer the question using a single word or phrase."
 _INFO = {
     "description": "VQA v2 val2014, rebuilt by 'harness data prepare' from the lmms-lab/VQAv2 parquet copy",
     "version": "2.0",
