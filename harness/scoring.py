@@ -7,6 +7,7 @@ eval_tool folder).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,29 @@ def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return records
 
 
-def read_answers(path: Path, task: Task, samples: list[Sample]) -> tuple[dict[str, Response], str]:
-    """Responses keyed by sample id, in the answers file's order, and a label for the model."""
+@dataclass
+class AnswerFile:
+    """An answers file joined to samples: responses by sample id (file order), and what did not join."""
+
+    responses: dict[str, Response]
+    model_label: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _join_notes(path: Path, keys: list[tuple[str, str]], n_joined: int) -> list[str]:
+    """Duplicates (a later line wins, as the official converters' dicts do) and lines that match no
+    question (ignored) are counted, never silent."""
+    unique = len(set(keys))
+    notes = []
+    if len(keys) > unique:
+        notes.append(f"{path.name}: {len(keys) - unique} duplicate answer line(s); the later line was used")
+    if unique > n_joined:
+        notes.append(f"{path.name}: {unique - n_joined} answer line(s) match no question of the task; ignored")
+    return notes
+
+
+def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
+    """Responses keyed by sample id, in the answers file's order, a label for the model, and notes."""
     records = _read_records(path)
     first = records[0][1]
     if "question_id" in first:
@@ -71,8 +93,10 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> tuple[dict[st
                 if key not in rec:
                     raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
         texts = task.match_answers(samples, (rec for _, rec in records))
+        keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
         label = str(first.get("model_id") or path.stem)
-        return {sid: Response(text=text) for sid, text in texts.items()}, label
+        responses = {sid: Response(text=text) for sid, text in texts.items()}
+        return AnswerFile(responses, label, _join_notes(path, keys, len(responses)))
     if "id" in first and "response" in first:
         ids = {s.id for s in samples}
         out: dict[str, Response] = {}
@@ -81,7 +105,8 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> tuple[dict[st
                 raise DataError(f"{path}:{lineno}: missing field 'id' or 'response' (harness samples log)")
             if rec["response"] is not None and str(rec["id"]) in ids:
                 out[str(rec["id"])] = Response.from_json(rec["response"])
-        return out, path.parent.parent.name or path.stem
+        keys = [(str(rec["id"]), "") for _, rec in records if rec["response"] is not None]
+        return AnswerFile(out, path.parent.parent.name or path.stem, _join_notes(path, keys, len(out)))
     raise DataError(
         f"{path}:{records[0][0]}: unknown answers format: expected 'question_id' and 'text' (LLaVA answers) "
         "or 'id' and 'response' (a harness samples log)"
@@ -99,6 +124,7 @@ class LoadedAnswers:
     n_answered: int
     data_root: Path
     model_label: str
+    notes: list[str]
 
 
 def _answers_path(text: str) -> Path:
@@ -116,11 +142,14 @@ def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) 
         raise UsageError("this needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
     require_data([task], root, "score")
     samples = task.select(task.load(root), protocol.settings_for(task))
-    responses, label = read_answers(path, task, samples)
+    answers = read_answers(path, task, samples)
     by_id = {s.id: s for s in samples}
-    answered = [by_id[sid] for sid in responses if sid in by_id]
-    unanswered = [s for s in samples if s.id not in responses]
-    return LoadedAnswers(task, protocol, answered + unanswered, responses, len(answered), root, label)
+    answered = [by_id[sid] for sid in answers.responses if sid in by_id]
+    unanswered = [s for s in samples if s.id not in answers.responses]
+    return LoadedAnswers(
+        task, protocol, answered + unanswered, answers.responses, len(answered), root, answers.model_label,
+        answers.notes,
+    )
 
 
 def score_answers(options: ScoreOptions) -> Scored:
@@ -136,6 +165,7 @@ def score_answers(options: ScoreOptions) -> Scored:
     loaded = load_answers(task, protocol, path, root)
     # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
     result = task.score(loaded.samples, loaded.responses, protocol.settings_for(task))
+    result.notes.extend(loaded.notes)
     if loaded.n_answered == 0:
         result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
     return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label)
@@ -147,6 +177,8 @@ def export_answers(task_name: str, answers: str, data_root: str | None, output: 
     if task.export_filename is None:
         raise UsageError(f"task {task.name} has no export format")
     loaded = load_answers(task, load_protocol(DEFAULT_PROTOCOL), _answers_path(answers), resolve_data_root(data_root))
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
     return task.export(loaded.samples, loaded.responses, loaded.data_root, Path(output))
 
 

@@ -148,3 +148,20 @@ def test_data_check_names_missing_files_and_sources(demo_root: Path, tmp_path: P
     proc = harness("data", "gqa", "--data-root", str(partial))
     assert proc.returncode == 1
     assert "MISSING" in proc.stdout and "stanford" in proc.stdout.lower()
+
+
+def test_unknown_ids_and_duplicates_are_counted_not_silent(demo_root: Path, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.jsonl"
+    _gqa_truth_answers(demo_root, answers)
+    lines = answers.read_text().splitlines()
+    first = json.loads(lines[0])
+    wrong_first = json.dumps({**first, "text": "zebra"})
+    extra = json.dumps({"question_id": "not-a-question", "prompt": "?", "text": "yes"})
+    # the wrong answer comes first and the right one later: the later line wins, as LLaVA's converter
+    answers.write_text("\n".join([wrong_first, *lines, extra]) + "\n")
+    proc = harness("score", "gqa", "--data-root", str(demo_root), "--answers", str(answers), "--json")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["scores"]["accuracy"] == pytest.approx(100.0)
+    notes = " ".join(payload["notes"])
+    assert "1 duplicate answer line(s)" in notes and "1 answer line(s) match no question" in notes
