@@ -107,13 +107,17 @@ class ScriptedJudge:
     """A stand-in for the external choice-extractor LLM: fixed replies per prediction, in order."""
 
     name = "scripted"
+    model = "scripted-1"
+    concurrency = 1
 
     def __init__(self, replies: dict[str, list[JudgeReply | str]]) -> None:
         self.replies = {k: list(v) for k, v in replies.items()}
         self.prompts: list[str] = []
         self.settings: list[tuple[float, int]] = []
 
-    def complete(self, messages: list[dict[str, str]], temperature: float, max_tokens: int) -> JudgeReply:
+    def complete(
+        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0
+    ) -> JudgeReply:
         assert [m["role"] for m in messages] == ["user"]
         prompt = messages[0]["content"]
         self.prompts.append(prompt)
