@@ -21,7 +21,8 @@ class Task(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     description: ClassVar[str] = ""
-    judged: ClassVar[bool] = False
+    judged: ClassVar[bool] = False  # True: scoring needs a judge (the run refuses to start without one)
+    default_judge: ClassVar[str | None] = None  # the judge model of the papers' numbers, e.g. "gpt-4-0613"
     headline: ClassVar[tuple[str, ...]] = ()
     changelog: ClassVar[dict[str, str]] = {}
     # Per-protocol settings used when a protocol file has no section for this task.
