@@ -14,6 +14,8 @@ from pathlib import Path
 
 from harness.types import Response
 
+CACHE_FILE = "cache.sqlite"  # in the results root; judge replies have their own table in it
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     fingerprint TEXT NOT NULL,

@@ -1,4 +1,4 @@
-"""``python -m harness``: run, score, list, data."""
+"""``python -m harness``: run, score, export, list, data, serve."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import HarnessError, UsageError
+from harness.judges import JudgeOptions
+from harness.task import Task
 
 DEFAULT_OUTPUT = "results"
 
@@ -20,6 +22,48 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return number
+
+
+def _add_judge_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("judge (tasks graded by an LLM, and MMBench's choice extractor)")
+    group.add_argument("--judge", default=None, metavar="openai:MODEL|demo",
+                       help="grade with MODEL at an OpenAI-compatible endpoint, or the demo model served in-process")
+    group.add_argument("--judge-base-url", default=None, metavar="URL",
+                       help="the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (default: OpenAI's API)")
+    group.add_argument("--judge-api-key-env", default=None, metavar="NAME",
+                       help="environment variable holding the API key (default: OPENAI_API_KEY; never recorded)")
+    group.add_argument("--judge-runs", type=_positive, default=None, metavar="N",
+                       help="grading runs per answer (overrides the protocol's judge_runs)")
+    group.add_argument("--judge-concurrency", type=_positive, default=4, metavar="N", help="judge calls in flight")
+    group.add_argument("--judge-timeout", type=_seconds, default=60.0, metavar="S", help="seconds per judge call")
+    group.add_argument("--judge-retries", type=_non_negative, default=3, metavar="N",
+                       help="retries of a call after a transport error (with exponential backoff)")  # fmt: skip
+
+
+def _judge_options(args: argparse.Namespace) -> JudgeOptions:
+    return JudgeOptions(
+        spec=args.judge,
+        base_url=args.judge_base_url,
+        api_key_env=args.judge_api_key_env,
+        runs=args.judge_runs,
+        concurrency=args.judge_concurrency,
+        timeout=args.judge_timeout,
+        retries=args.judge_retries,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tasks", required=True, help="comma-separated task names (see `harness list`)")
     run.add_argument("--model", default=DEMO_MODEL_SPEC, help="ADAPTER:TARGET, e.g. tinyllava:/ckpt (default: demo)")
     run.add_argument("--model-args", default=None, help="adapter options k=v,k=v (e.g. conv=phi,dtype=float32)")
-    run.add_argument("--batch-size", type=_positive, default=8)
+    run.add_argument("--batch-size", type=_positive, default=16)
     run.add_argument("--limit", type=_positive, default=None, help="only the first N samples of each task")
     run.add_argument(
         "--data-root", default=None, help="LLaVA eval layout root (default: $HARNESS_DATA_ROOT, else demo data)"
@@ -45,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for image decoding")
     run.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--no-judge", action="store_true",
+                     help="judged tasks: generate and keep the answers without scoring (score later with --judge)")
+    _add_judge_flags(run)
 
     score = sub.add_parser("score", help="score an answers file without a model")
     score.add_argument("task")
@@ -56,12 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--output-dir", default=None, help="also save a run directory and store entry here")
     score.add_argument("--store", default=None)
     score.add_argument("--protocol", default="llava15", help="whose scoring rules to apply (llava15, lmms-eval)")
+    _add_judge_flags(score)
+
+    serve = sub.add_parser("serve", help="serve a model behind an OpenAI-compatible chat-completions API")
+    serve.add_argument("--model", default=DEMO_MODEL_SPEC, help="ADAPTER:TARGET, e.g. tinyllava:/ckpt (default: demo)")
+    serve.add_argument("--model-args", default=None, help="adapter options k=v,k=v")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0: any free port (the URL is printed)")
+    serve.add_argument("--batch-size", type=_positive, default=8, help="most requests answered in one generate call")
+    serve.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    serve.add_argument("--served-model-name", default=None, help="the model id clients see (default: the model's name)")
+    serve.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
 
     export = sub.add_parser("export", help="write a test-server submission file from an answers file")
     export.add_argument("task")
     export.add_argument("--answers", required=True, help="LLaVA answers JSONL or a samples log")
     export.add_argument("--data-root", default=None)
     export.add_argument("--output", required=True, help="the submission file to write")
+
+    convert = sub.add_parser("convert", help="write any TinyLLaVA checkpoint as a plain HF Llava checkpoint")
+    convert.add_argument("src", help="checkpoint directory (legacy, Factory, projector-only, LoRA or HF Llava)")
+    convert.add_argument("dst", help="output directory (new or empty)")
+    convert.add_argument(
+        "--model-args", default=None, help="base=PATH, tower=PATH, conv=NAME, dtype=..., image_aspect_ratio=..."
+    )
+
+    from harness.importers.command import add_import_parser
+
+    add_import_parser(sub, DEFAULT_OUTPUT)
 
     lst = sub.add_parser("list", help="list tasks and model adapters")
     lst.add_argument("--json", action="store_true")
@@ -100,10 +171,33 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         store=args.store,
         use_cache=not args.no_cache,
         show_progress=not args.no_progress,
+        judge=_judge_options(args),
+        no_judge=args.no_judge,
         argv=list(argv),
     )
     run(options)
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from harness.serve import ServeOptions, serve
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535; got {args.port}")
+    return serve(
+        ServeOptions(
+            model=args.model,
+            model_args=args.model_args,
+            host=args.host,
+            port=args.port,
+            batch_size=args.batch_size,
+            served_model_name=args.served_model_name,
+            device=args.device,
+            seed=args.seed,
+            batch_wait_ms=max(0.0, args.batch_wait_ms),
+            verbose=args.verbose,
+        )
+    )
 
 
 def _cmd_score(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -111,7 +205,8 @@ def _cmd_score(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.scoring import ScoreOptions, result_json, save_scored, score_answers
 
     options = ScoreOptions(
-        args.task, args.answers, args.data_root, args.output_dir, args.store, args.protocol, list(argv)
+        args.task, args.answers, args.data_root, args.output_dir, args.store, args.protocol, list(argv),
+        _judge_options(args),
     )
     scored = score_answers(options)
     run_dir = save_scored(scored, options) if args.output_dir else None
@@ -133,6 +228,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from harness.registry import parse_model_args
+    from model_adapters.convert import convert_checkpoint
+
+    report = convert_checkpoint(args.src, args.dst, parse_model_args(args.model_args))
+    print(f"converted {report.source_format} checkpoint to HF Llava: {report.destination} "
+          f"(template {report.template}, image_aspect_ratio {report.image_aspect_ratio})")
+    for line in report.warnings:
+        print(line if line.startswith(" ") else f"warning: {line}")
+    for line in report.notes:
+        print(f"note: {line}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from harness.registry import get_adapter_class, get_task, model_names, task_names
 
@@ -141,8 +250,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         payload = {
             "tasks": [
-                {"name": t.name, "version": t.version, "judged": t.judged, "headline": list(t.headline),
-                 "description": t.description, "files": [f.model_dump() for f in t.data_files()]}
+                {"name": t.name, "version": t.version, "judged": t.judged, "default_judge": t.default_judge,
+                 "headline": list(t.headline), "description": t.description,
+                 "files": [f.model_dump() for f in t.data_files()]}
                 for t in tasks
             ],
             "models": [{"name": a.name, "description": a.description} for a in adapters],
@@ -151,11 +261,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     table = Table(title="tasks")
-    for col in ("task", "version", "judged", "headline", "files needed (score / +run)"):
+    for col in ("task", "version", "judge", "headline", "files needed (score / +run)"):
         table.add_column(col)
     for t in tasks:
         files = "\n".join(f"{f.path}{'' if f.needed_for == 'score' else '  (+run)'}" for f in t.data_files())
-        table.add_row(t.name, t.version, "yes" if t.judged else "no", ", ".join(t.headline), files)
+        table.add_row(t.name, t.version, _judge_column(t), ", ".join(t.headline), files)
     console.print(table)
     models = Table(title="model adapters")
     models.add_column("adapter")
@@ -164,6 +274,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
         models.add_row(a.name, a.description)
     console.print(models)
     return 0
+
+
+def _judge_column(task: Task) -> str:
+    """``harness list``: whether a task needs a judge, and the papers' judge model."""
+    if task.judged:
+        return f"needed (paper: {task.default_judge})" if task.default_judge else "needed"
+    return "no"
 
 
 _PREPARE_ONLY = ("source", "revision", "repo")
@@ -241,10 +358,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, argv)
         if args.command == "score":
             return _cmd_score(args, argv)
+        if args.command == "import":
+            from harness.importers.command import run_import
+
+            return run_import(args, argv)
         if args.command == "list":
             return _cmd_list(args)
         if args.command == "export":
             return _cmd_export(args)
+        if args.command == "serve":
+            return _cmd_serve(args)
+        if args.command == "convert":
+            return _cmd_convert(args)
         return _cmd_data_dispatch(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,10 +16,12 @@ from types import FrameType
 from rich.console import Console
 
 from harness.adapter import ModelAdapter
-from harness.cache import ResponseCache
+from harness.cache import CACHE_FILE, ResponseCache
 from harness.console import print_banner, print_run_summary
 from harness.datacheck import data_fingerprint, require_data, resolve_data_root
 from harness.demo import DEMO_MODEL_SPEC, ensure_demo_root, is_demo_root
+from harness.judge_cache import JudgeCache
+from harness.judges import JudgeOptions, OpenAIJudge, build_judge, require_judges, usage_since
 from harness.protocol import Protocol, load_protocol
 from harness.provenance import environment, git_info
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
@@ -27,9 +29,9 @@ from harness.results import DataInfo, ProtocolInfo, RunDirectory, RunResult, Run
 from harness.runner import Runner
 from harness.store import ResultsStore, default_store_url
 from harness.task import Task
-from harness.types import Request, Sample
+from harness.types import Request, Response, Sample, TaskResult
 
-CACHE_FILE = "cache.sqlite"
+__all__ = ["CACHE_FILE", "RunOptions", "run"]
 
 
 @dataclass
@@ -37,7 +39,7 @@ class RunOptions:
     tasks: str
     model: str = DEMO_MODEL_SPEC
     model_args: str | None = None
-    batch_size: int = 8
+    batch_size: int = 16
     limit: int | None = None
     data_root: str | None = None
     output_dir: str = "results"
@@ -48,6 +50,8 @@ class RunOptions:
     store: str | None = None
     use_cache: bool = True
     show_progress: bool = True
+    judge: JudgeOptions = field(default_factory=JudgeOptions)
+    no_judge: bool = False  # judged tasks: generate and keep the answers, score later with `harness score`
     argv: list[str] = field(default_factory=list)
 
 
@@ -70,6 +74,23 @@ def _load_samples(tasks: list[Task], root: Path, limit: int | None, protocol: Pr
         loaded = task.select(task.load(root), protocol.settings_for(task))
         samples[task.name] = task.subset(loaded, limit) if limit is not None else loaded
     return samples
+
+
+def unscored(task: Task, samples: list[Sample], responses: dict[str, Response]) -> TaskResult:
+    """The result of a judged task run with ``--no-judge``: answers kept, no metrics."""
+    return TaskResult(
+        task=task.name,
+        version=task.version,
+        metrics={},
+        headline=list(task.headline),
+        n_samples=len(samples),
+        n_errors=sum(1 for s in samples if (r := responses.get(s.id)) is not None and r.error is not None),
+        n_missing=sum(1 for s in samples if s.id not in responses),
+        notes=[
+            f"not scored (--no-judge): score the samples log later with `harness score {task.name} --answers "
+            f"<run dir>/samples/{task.name}.jsonl --judge openai:{task.default_judge or 'MODEL'}`"
+        ],
+    )
 
 
 class _Interrupt:
@@ -99,6 +120,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         from harness.errors import UsageError
 
         raise UsageError(f"protocol '{protocol.name}' has no settings for task(s) {', '.join(unsupported)}")
+    require_judges(tasks, options.judge, options.no_judge)
 
     root = resolve_data_root(options.data_root)
     if root is None:
@@ -107,12 +129,21 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     require_data(tasks, root, "run")
     samples = _load_samples(tasks, root, options.limit, protocol)
 
-    _seed_everything(options.seed)
-    adapter: ModelAdapter = adapter_cls.from_spec(target, model_args, options.device, options.seed)
+    results_root = Path(options.output_dir)
+    judge_cache = JudgeCache(results_root / CACHE_FILE) if options.use_cache and options.judge.spec else None
+    judge = build_judge(options.judge, judge_cache)
+    try:
+        _seed_everything(options.seed)
+        adapter: ModelAdapter = adapter_cls.from_spec(target, model_args, options.device, options.seed)
+    except BaseException:
+        _close_judge(judge, judge_cache)
+        raise
     info = adapter.info
     print_banner(console, info, root, demo_data, protocol)
+    if judge is not None:
+        demo_label = "[bold yellow]DEMO JUDGE[/] " if judge.is_demo else ""
+        console.print(f"judge    {demo_label}{judge.name} at {judge.client.base_url}")
 
-    results_root = Path(options.output_dir)
     run_id = new_run_id(info.name)
     run_dir = RunDirectory(results_root, run_id)
     store = ResultsStore(options.store or default_store_url(results_root))
@@ -130,6 +161,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         device=info.device,
         seed=options.seed,
         num_workers=options.num_workers,
+        no_judge=options.no_judge,
         argv=options.argv,
     )
     result = RunResult(
@@ -144,6 +176,8 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     )
 
     def save() -> None:
+        if judge is not None:
+            result.judge = judge.info(options.judge.runs)
         run_dir.write_results(result)
         store.record(result, run_dir.path)
 
@@ -158,7 +192,12 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 requests: list[Request] = [task.build_request(s, settings) for s in task_samples]
                 responses, timing = runner.answer(task.name, requests)
                 by_id = {s.id: r for s, r in zip(task_samples, responses)}
-                scored = task.score(task_samples, by_id, settings)
+                settings = options.judge.settings(settings)
+                judge_before = judge.usage() if judge is not None else None
+                if task.judged and judge is None:
+                    scored = unscored(task, task_samples, by_id)
+                else:
+                    scored = task.score(task_samples, by_id, settings, judge=judge)
                 if task.export_filename:
                     written = task.export(task_samples, by_id, root, run_dir.path / task.export_filename)
                     scored.notes.append(f"submission file for the test server: {written}")
@@ -170,6 +209,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 result.tasks[task.name] = task_record(
                     scored, rel, protocol_settings=settings, data_fingerprint=result.data.fingerprints[task.name],
                     timing=timing,
+                    judge_usage=usage_since(judge, judge_before),
                 )
                 save()
     except KeyboardInterrupt:
@@ -187,9 +227,17 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         adapter.close()
         if cache:
             cache.close()
+        _close_judge(judge, judge_cache)
     result.status = "complete"
     result.finished = utc_now()
     save()
     store.close()
     print_run_summary(console, result, run_dir.path)
     return result
+
+
+def _close_judge(judge: OpenAIJudge | None, cache: JudgeCache | None) -> None:
+    if judge is not None:
+        judge.close()
+    if cache is not None:
+        cache.close()

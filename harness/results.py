@@ -27,7 +27,7 @@ SAMPLES_DIR = "samples"
 class RunSpec(BaseModel):
     """The command that produced the run, resolved (defaults filled in)."""
 
-    command: Literal["run", "score"]
+    command: Literal["run", "score", "import"]  # import: results of another harness
     tasks: list[str]
     model: str = ""
     model_args: dict[str, str] = Field(default_factory=dict)
@@ -40,6 +40,7 @@ class RunSpec(BaseModel):
     seed: int = 0
     num_workers: int = 0
     answers: str | None = None  # score: the answers file that was scored
+    no_judge: bool = False  # run --no-judge: judged tasks were generated but not scored
     argv: list[str] = Field(default_factory=list)
 
 
@@ -53,6 +54,30 @@ class DataInfo(BaseModel):
     root: str
     is_demo: bool = False
     fingerprints: dict[str, str] = Field(default_factory=dict)  # task -> digest of its annotation files
+
+
+class JudgeInfo(BaseModel):
+    """The judge of a run (``--judge``). The API key is never recorded, only the variable it came from."""
+
+    spec: str  # as given: "openai:gpt-4-0613" or "demo"
+    name: str
+    model: str  # the model requested
+    base_url: str
+    models_reported: list[str] = Field(default_factory=list)  # model ids the server reported in its replies
+    runs: int | None = None  # --judge-runs (None: the protocol's own number of grading runs)
+    concurrency: int = 1
+    timeout: float = 0.0
+    retries: int = 0
+    api_key_env: str | None = None  # the variable the key was read from; None for the demo judge
+    is_demo: bool = False  # the demo model served in-process: its grades are not a benchmark's
+
+
+class JudgeUsage(BaseModel):
+    """Judge calls one task made: answered by the endpoint, replayed from the cache, failed."""
+
+    calls: int = 0
+    cached: int = 0
+    errors: int = 0
 
 
 class Timing(BaseModel):
@@ -79,6 +104,7 @@ class TaskRecord(BaseModel):
     breakdowns: dict[str, dict[str, Metric]] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     timing: Timing = Field(default_factory=Timing)
+    judge_usage: JudgeUsage | None = None  # None: no judge configured
     samples_file: str = ""
 
 
@@ -91,6 +117,7 @@ class RunResult(BaseModel):
     spec: RunSpec
     protocol: ProtocolInfo | None = None
     model: ModelInfo | None = None
+    judge: JudgeInfo | None = None
     data: DataInfo
     git: GitInfo
     environment: Environment

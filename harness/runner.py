@@ -95,7 +95,7 @@ class Runner:
         self,
         adapter: ModelAdapter,
         cache: ResponseCache | None,
-        batch_size: int = 8,
+        batch_size: int = 16,
         num_workers: int = 0,
         console: Console | None = None,
         show_progress: bool = True,

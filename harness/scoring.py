@@ -17,11 +17,16 @@ from harness.datacheck import data_fingerprint, require_data, resolve_data_root
 from harness.demo import is_demo_root
 from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl
+from harness.judges import JudgeOptions, OpenAIJudge, build_judge, judge_cache_for, judge_requirement, usage_since
 from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
 from harness.provenance import environment, git_info
 from harness.registry import get_task
 from harness.results import (
+    RESULTS_FILE,
+    SAMPLES_DIR,
     DataInfo,
+    JudgeInfo,
+    JudgeUsage,
     ProtocolInfo,
     RunDirectory,
     RunResult,
@@ -44,6 +49,7 @@ class ScoreOptions:
     store: str | None = None
     protocol: str = DEFAULT_PROTOCOL
     argv: list[str] = field(default_factory=list)
+    judge: JudgeOptions = field(default_factory=JudgeOptions)
 
 
 @dataclass
@@ -53,6 +59,9 @@ class Scored:
     responses: dict[str, Response]
     data_root: Path | None
     model_label: str
+    judge: JudgeInfo | None = None
+    judge_usage: JudgeUsage | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -152,23 +161,49 @@ def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) 
     )
 
 
+def judge_results_root(options: ScoreOptions, answers: Path) -> Path | None:
+    """Where judge replies are cached: ``--output-dir``, else the results root of the run whose samples
+    log is scored (``<root>/<run>/samples/<task>.jsonl``); None: not cached."""
+    if options.output_dir:
+        return Path(options.output_dir)
+    run_dir = answers.resolve().parent.parent
+    if answers.is_file() and answers.parent.name == SAMPLES_DIR and (run_dir / RESULTS_FILE).is_file():
+        return run_dir.parent
+    return None
+
+
 def score_answers(options: ScoreOptions) -> Scored:
     task = get_task(options.task)
     protocol = load_protocol(options.protocol)
     if not protocol.supports(task):
         raise UsageError(f"protocol '{protocol.name}' has no settings for task {task.name}")
+    options.judge.check()
+    if task.judged and options.judge.spec is None:
+        raise UsageError(judge_requirement(task, no_judge_allowed=False))
     path = _answers_path(options.answers)
     root = resolve_data_root(options.data_root)
-    special = task.score_path(path, root)
-    if special is not None:
-        return Scored(special, [], {}, root, path.name)
-    loaded = load_answers(task, protocol, path, root)
-    # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
-    result = task.score(loaded.samples, loaded.responses, protocol.settings_for(task))
+    settings = options.judge.settings(protocol.settings_for(task))
+    cache = judge_cache_for(judge_results_root(options, path)) if options.judge.spec else None
+    judge: OpenAIJudge | None = None
+    try:
+        judge = build_judge(options.judge, cache)
+        special = task.score_path(path, root, settings, judge)
+        if special is not None:
+            return Scored(special, [], {}, root, path.name)
+        loaded = load_answers(task, protocol, path, root)
+        # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
+        result = task.score(loaded.samples, loaded.responses, settings, judge=judge)
+        info = judge.info(options.judge.runs) if judge is not None else None
+        usage = usage_since(judge, JudgeUsage()) if judge is not None else None
+    finally:
+        if judge is not None:
+            judge.close()
+        if cache is not None:
+            cache.close()
     result.notes.extend(loaded.notes)
     if loaded.n_answered == 0:
         result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
-    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label)
+    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings)
 
 
 def export_answers(task_name: str, answers: str, data_root: str | None, output: str) -> Path:
@@ -207,13 +242,17 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
             argv=options.argv,
         ),
         model=ModelInfo(spec=f"answers:{options.answers}", name=scored.model_label),
+        judge=scored.judge,
         protocol=ProtocolInfo(name=protocol.name, version=protocol.version, description=protocol.description),
         data=DataInfo(root=str(root or ""), is_demo=bool(root and is_demo_root(root)), fingerprints=fingerprints),
         git=git_info(),
         environment=environment(),
     )
     rel = run_dir.write_samples(task.name, scored.samples, scored.result, scored.responses)
-    result.tasks[task.name] = task_record(scored.result, rel, data_fingerprint=fingerprints.get(task.name, ""))
+    result.tasks[task.name] = task_record(
+        scored.result, rel, protocol_settings=scored.settings, data_fingerprint=fingerprints.get(task.name, ""),
+        judge_usage=scored.judge_usage,
+    )
     run_dir.write_results(result)
     store = ResultsStore(options.store or default_store_url(results_root))
     store.record(result, run_dir.path)

@@ -77,10 +77,15 @@ class Task(ABC):
                 out[qid] = str(rec.get("text", ""))
         return out
 
-    def score_path(self, path: Path, data_root: Path | None) -> TaskResult | None:
-        """Score a task-specific answers format (for example MME's eval_tool folder).
-
-        Return None when ``path`` is not such a format, so the generic readers are tried.
+    def score_path(
+        self,
+        path: Path,
+        data_root: Path | None,
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult | None:
+        """Score a task-specific answers format (for example MME's eval_tool folder, MM-Vet's results
+        file). Return None when ``path`` is not such a format, so the generic readers are tried.
         """
         return None
 

@@ -1,5 +1,7 @@
-"""TinyLLaVA checkpoints in the HF Llava format (``LlavaForConditionalGeneration``).
+"""TinyLLaVA checkpoints in every format, run as transformers' ``LlavaForConditionalGeneration``.
 
+HF Llava checkpoints load directly; legacy TinyLLaVABench, TinyLLaVA Factory, projector-only and LoRA
+checkpoints are converted in memory first (``model_adapters.formats``), reproducing each format's quirks.
 Inference follows LLaVA's eval code: the prompt is rendered with the checkpoint's conversation template,
 split on ``<image>`` and tokenised chunk by chunk (``tokenizer_image_token``), images are optionally padded
 to a square with the mean colour (``process_images``), and decoding is greedy with the template's stop
@@ -12,7 +14,7 @@ import importlib.util
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,22 +25,22 @@ import torch
 from harness.adapter import ModelAdapter, ModelInfo
 from harness.errors import HarnessError, UsageError
 from harness.types import IMAGE_PLACEHOLDER, Request, Response
+from model_adapters.fingerprint import file_digests
 from model_adapters.fingerprint import fingerprint as checkpoint_fingerprint
+from model_adapters.formats import FORMATS, Converted, Detected, detect
+from model_adapters.formats import load as load_converted
+from model_adapters.formats.preview import declared_settings
+from model_adapters.formats.runtime import attach_lm_head_bias, build_model, read_lm_head_bias
 from model_adapters.templates import ChatTemplate, get_template, template_names
 
 ADAPTER_VERSION = "tinyllava-1"
-MODEL_ARGS = ("conv", "dtype", "image_aspect_ratio", "attn")
+CONVERTER_VERSION = "formats-1"  # enters the fingerprint of converted (non-HF-Llava) checkpoints
+MODEL_ARGS = ("conv", "dtype", "image_aspect_ratio", "attn", "base", "tower")
+PATH_ARGS = ("base", "tower")  # content enters the fingerprint, not the path
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ASPECTS = ("pad", "square")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 TEMPLATE_FIELDS = ("conv_mode", "conv_version", "conv_template")
-UNSUPPORTED_FORMATS = {
-    "tiny_llava": "legacy TinyLLaVABench",
-    "tiny_llava_phi": "legacy TinyLLaVABench",
-    "tiny_llava_stablelm": "legacy TinyLLaVABench",
-    "llava_phi": "legacy TinyLLaVABench",
-    "tinyllava": "TinyLLaVA Factory",
-}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -84,23 +86,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise HarnessError(f"{path} is not a JSON object")
     return data
-
-
-def check_format(config: Mapping[str, Any], path: Path) -> None:
-    """Accept HF Llava checkpoints; name the other TinyLLaVA formats instead of loading them wrongly."""
-    model_type = config.get("model_type", "")
-    if model_type == "llava":
-        return
-    if model_type in UNSUPPORTED_FORMATS:
-        raise HarnessError(
-            f"checkpoint {path} is in the {UNSUPPORTED_FORMATS[model_type]} format (model_type "
-            f"'{model_type}'), which this adapter does not load yet; `python -m harness convert` "
-            "will convert it to the HF Llava format"
-        )
-    raise HarnessError(
-        f"checkpoint {path} has model_type '{model_type}'; the tinyllava adapter loads HF Llava "
-        "checkpoints (model_type 'llava')"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,13 +135,17 @@ def _default_attn(device: str, dtype: str) -> str:
     return "sdpa"
 
 
-def parse_settings(args: Mapping[str, str], config: Mapping[str, Any], path: Path, device: str) -> Settings:
-    """Validate ``--model-args`` and fill the defaults from the device and the checkpoint."""
-    unknown = sorted(set(args) - set(MODEL_ARGS))
+def check_model_args(args: Mapping[str, str], valid: Sequence[str] = MODEL_ARGS) -> None:
+    unknown = sorted(set(args) - set(valid))
     if unknown:
         raise UsageError(
-            f"unknown --model-args key(s) {', '.join(unknown)} for tinyllava; valid keys: {', '.join(MODEL_ARGS)}"
+            f"unknown --model-args key(s) {', '.join(unknown)} for tinyllava; valid keys: {', '.join(valid)}"
         )
+
+
+def parse_settings(args: Mapping[str, str], config: Mapping[str, Any], path: Path, device: str) -> Settings:
+    """Validate ``--model-args`` and fill the defaults from the device and the checkpoint."""
+    check_model_args(args)
     on_cuda = device.startswith("cuda")
     aspect_default = str(config.get("image_aspect_ratio") or "square")
     if "image_aspect_ratio" not in args and aspect_default not in ASPECTS:
@@ -188,10 +177,16 @@ def load_image_processor(path: Path) -> Any:
         config = read_json(path / "processor_config.json").get("image_processor") or {}
     else:
         raise HarnessError(f"checkpoint {path} has no preprocessor_config.json (image processor settings)")
+    processor = image_processor_from_dict(config)
+    return processor if processor is not None else AutoImageProcessor.from_pretrained(path)
+
+
+def image_processor_from_dict(config: Mapping[str, Any]) -> Any:
+    """A CLIP or SigLIP image processor (PIL-backed) from its settings; None for other kinds."""
     kind = str(config.get("image_processor_type", "")).removesuffix("Fast").removesuffix("Pil")
     if kind in ("CLIPImageProcessor", "SiglipImageProcessor"):
-        return _pil_image_processor_class(kind).from_dict(config)
-    return AutoImageProcessor.from_pretrained(path)
+        return _pil_image_processor_class(kind).from_dict(dict(config))
+    return None
 
 
 def _pil_image_processor_class(kind: str) -> Any:
@@ -201,13 +196,21 @@ def _pil_image_processor_class(kind: str) -> Any:
     return getattr(transformers, kind + "Pil", None) or getattr(transformers, kind)
 
 
-def tokenizer_image_token(prompt: str, tokenizer: Any, image_token_id: int, n_image_tokens: int) -> list[int]:
+def tokenizer_image_token(
+    prompt: str,
+    tokenizer: Any,
+    image_token_id: int,
+    n_image_tokens: int,
+    encode: Callable[[str], list[int]] | None = None,
+) -> list[int]:
     """LLaVA's ``tokenizer_image_token`` with the image token repeated once per image feature.
 
     Each ``<image>``-separated chunk is tokenised on its own (default special tokens); a BOS that the
-    first chunk starts with is kept once and stripped from later chunks.
+    first chunk starts with is kept once and stripped from later chunks. ``encode`` may stand in for
+    ``tokenizer(chunk).input_ids`` (a memoized version of it).
     """
-    chunks = [tokenizer(chunk).input_ids for chunk in prompt.split(IMAGE_PLACEHOLDER)]
+    encode = encode or (lambda chunk: tokenizer(chunk).input_ids)
+    chunks = [encode(chunk) for chunk in prompt.split(IMAGE_PLACEHOLDER)]
     bos = tokenizer.bos_token_id
     keep_bos = bos is not None and bool(chunks[0]) and chunks[0][0] == bos
     ids: list[int] = [bos] if keep_bos else []
@@ -252,8 +255,17 @@ class LlavaPreparer:
 
     def input_ids(self, request: Request) -> list[int]:
         return tokenizer_image_token(
-            self.prompt_text(request), self.tokenizer, self.image_token_id, self.n_image_tokens
+            self.prompt_text(request), self.tokenizer, self.image_token_id, self.n_image_tokens, self._encode
         )
+
+    def _encode(self, chunk: str) -> list[int]:
+        """``tokenizer(chunk).input_ids``, memoized: the template's text before ``<image>`` repeats."""
+        cache = self.__dict__.setdefault("_chunk_ids", {})
+        if chunk not in cache:
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[chunk] = list(self.tokenizer(chunk).input_ids)
+        return list(cache[chunk])
 
     def pixel_values(self, images: Sequence[Any]) -> np.ndarray:
         if self.pad_to_square:
@@ -280,7 +292,7 @@ class LlavaPreparer:
 
 
 def load_model(path: Path, settings: Settings) -> Any:
-    """The Llava model in eval mode on the chosen device and dtype."""
+    """The Llava model in eval mode on the chosen device and dtype (with a stored lm_head bias re-attached)."""
     from transformers import LlavaForConditionalGeneration
     from transformers.utils import logging as hf_logging
 
@@ -298,6 +310,9 @@ def load_model(path: Path, settings: Settings) -> Any:
             f"checkpoint {path} does not match the Llava model: {len(missing)} missing or mismatched "
             f"weight(s), e.g. {shown}"
         )
+    bias = read_lm_head_bias(path)
+    if bias is not None:
+        attach_lm_head_bias(model, bias)
     return model.to(settings.device).eval()
 
 
@@ -393,26 +408,64 @@ def trim_new_tokens(tokens: Sequence[int], limit: int, stop_ids: Sequence[int]) 
     return kept
 
 
+def _plain_args(args: Mapping[str, str]) -> dict[str, str]:
+    """``--model-args`` without the path arguments (they select files, not settings)."""
+    return {k: v for k, v in args.items() if k not in PATH_ARGS}
+
+
+def _settings_config(detected: Detected, args: Mapping[str, str]) -> Mapping[str, Any]:
+    """The config fields settings default from: the HF Llava config, else what the format declares."""
+    if detected.format == "hf_llava":
+        given = [key for key in PATH_ARGS if key in args]
+        if given:
+            names = ", ".join(f"{key}=" for key in given)
+            raise UsageError(f"--model-args {names} is not used for HF Llava checkpoints (only for converted formats)")
+        return detected.config
+    return declared_settings(detected)
+
+
 # ---------------------------------------------------------------------------------------------
 # The adapter
 
 
 class TinyLlavaAdapter(ModelAdapter):
-    """TinyLLaVA in the HF Llava format: greedy decoding, LLaVA prompt and image handling."""
+    """TinyLLaVA in any checkpoint format: greedy decoding, LLaVA prompt and image handling."""
 
     name = "tinyllava"
-    description = "TinyLLaVA / LLaVA checkpoints in the Hugging Face Llava format (LlavaForConditionalGeneration)"
+    description = (
+        "TinyLLaVA / LLaVA checkpoints: HF Llava, legacy TinyLLaVABench, TinyLLaVA Factory, projector-only "
+        "and LoRA (base=PATH), run as LlavaForConditionalGeneration"
+    )
 
-    def __init__(self, spec: str, path: Path, name: str, is_demo: bool, settings: Settings, seed: int) -> None:
+    def __init__(
+        self,
+        spec: str,
+        path: Path,
+        name: str,
+        is_demo: bool,
+        settings: Settings,
+        seed: int,
+        converted: Converted | None = None,
+    ) -> None:
         from transformers import AutoTokenizer
 
         self.path = path
         self.settings = settings
         self.seed = seed
-        self.model = load_model(path, settings)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.format = converted.format if converted is not None else "hf_llava"
+        self._extra_sources = {
+            label: file_digests(root) for label, root in (converted.sources if converted else {}).items()
+            if root != path
+        }
+        if converted is None:
+            self.model = load_model(path, settings)
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            image_processor = load_image_processor(path)
+        else:
+            self.model = build_model(converted, DTYPES[settings.dtype], settings.attn, settings.device)
+            self.tokenizer = converted.tokenizer
+            image_processor = image_processor_from_dict(converted.image_processor)
         config = self.model.config
-        image_processor = load_image_processor(path)
         self._preparer = LlavaPreparer(
             tokenizer=self.tokenizer,
             image_processor=image_processor,
@@ -441,29 +494,37 @@ class TinyLlavaAdapter(ModelAdapter):
                 "attn_implementation": settings.attn,
                 "image_tokens": self._preparer.n_image_tokens,
                 "adapter_version": ADAPTER_VERSION,
+                "format": FORMATS[self.format],
+                **({"notes": list(converted.notes)} if converted is not None and converted.notes else {}),
             },
         )
 
     @classmethod
     def from_spec(cls, target: str, args: Mapping[str, str], device: str | None, seed: int) -> TinyLlavaAdapter:
         path, is_demo = resolve_checkpoint(target)
-        config = read_json(path / "config.json")
-        check_format(config, path)
-        settings = parse_settings(args, config, path, device or default_device())
+        check_model_args(args)
+        detected = detect(path)
+        settings = parse_settings(_plain_args(args), _settings_config(detected, args), path, device or default_device())
+        converted = None
+        if detected.format != "hf_llava":
+            converted = load_converted(path, detected, args.get("base"), args.get("tower"))
         downloaded = not Path(target).expanduser().exists()  # a hub id: its snapshot folder is a commit hash
         name = "demo" if is_demo else Path(target).name if downloaded else path.name
-        return cls(f"{cls.name}:{target}", path, name, is_demo, settings, seed)
+        return cls(f"{cls.name}:{target}", path, name, is_demo, settings, seed, converted)
 
-    def fingerprint_settings(self) -> dict[str, str]:
+    def fingerprint_settings(self) -> dict[str, Any]:
         """The adapter settings that enter the fingerprint (with the checkpoint's file digests)."""
         s = self.settings
-        return {
+        settings: dict[str, Any] = {
             "adapter_version": ADAPTER_VERSION,
             "template": s.template.name,
             "dtype": s.dtype,
             "image_aspect_ratio": s.image_aspect_ratio,
             "attn": s.attn,
         }
+        if self.format != "hf_llava":  # converted in memory: the converter and the base/tower contents count
+            settings.update(format=self.format, converter_version=CONVERTER_VERSION, sources=self._extra_sources)
+        return settings
 
     @property
     def fingerprint(self) -> str:

@@ -162,7 +162,8 @@ def test_unknown_task_and_adapter_exit_2_listing_valid_names(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert "vqa3" in proc.stderr and "valid tasks: gqa, " in proc.stderr and ", mme" in proc.stderr
     proc = harness("run", "--tasks", "gqa", "--model", "llava9:/x", "--output-dir", str(tmp_path))
-    assert proc.returncode == 2 and "valid adapters: tinyllava" in proc.stderr
+    assert proc.returncode == 2 and "llava9" in proc.stderr and "valid adapters: " in proc.stderr
+    assert "openai" in proc.stderr and "tinyllava" in proc.stderr
 
 
 def test_missing_files_are_all_named(tmp_path: Path) -> None:

@@ -221,20 +221,13 @@ def test_missing_template_names_the_choices(tmp_path: Path) -> None:
     assert TinyLlavaAdapter.from_spec(str(path), {}, "cpu", 0).info.template == "gemma"
 
 
-@pytest.mark.parametrize(
-    ("model_type", "fmt"),
-    [
-        ("tiny_llava_phi", "legacy TinyLLaVABench"),
-        ("tiny_llava", "legacy TinyLLaVABench"),
-        ("tiny_llava_stablelm", "legacy TinyLLaVABench"),
-        ("tinyllava", "TinyLLaVA Factory"),
-    ],
-)
-def test_other_tinyllava_formats_are_refused_clearly(tmp_path: Path, model_type: str, fmt: str) -> None:
+@pytest.mark.parametrize("model_type", ["tiny_llava_phi", "tiny_llava", "tiny_llava_stablelm", "tinyllava"])
+def test_other_tinyllava_formats_are_loaded_not_refused(tmp_path: Path, model_type: str) -> None:
+    # legacy and Factory checkpoints load (tests/test_formats.py); a config alone is missing its weights
     (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type, "conv_mode": "phi"}))
     with pytest.raises(HarnessError) as err:
         TinyLlavaAdapter.from_spec(str(tmp_path), {}, "cpu", 0)
-    assert fmt in str(err.value) and "python -m harness convert" in str(err.value)
+    assert "has no model weights" in str(err.value)
 
 
 def test_target_that_is_not_a_directory(tmp_path: Path) -> None:

@@ -175,8 +175,10 @@ def ask_judge(
         str(p.sample.metadata["question"]), _judge_options(p.sample, extractor), p.prediction
     )
     max_tokens = int(settings.get("judge_max_tokens", extractor.judge_max_tokens))
-    for _ in range(JUDGE_TRIES):
-        reply = judge.complete([{"role": "user", "content": prompt}], temperature=0.0, max_tokens=max_tokens)
+    for attempt in range(JUDGE_TRIES):
+        # Each try is a fresh call, as in VLMEvalKit: the try index keeps a caching judge from replaying try 0.
+        messages = [{"role": "user", "content": prompt}]
+        reply = judge.complete(messages, temperature=0.0, max_tokens=max_tokens, run=attempt)
         log.calls += 1
         if reply.model:
             log.models.add(reply.model)

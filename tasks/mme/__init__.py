@@ -224,7 +224,13 @@ class MMETask(Task):
             return score_samples_lmms_eval(samples, responses, header)
         return score_samples(samples, responses, header)
 
-    def score_path(self, path: Path, data_root: Path | None) -> TaskResult | None:
+    def score_path(
+        self,
+        path: Path,
+        data_root: Path | None,
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult | None:
         """Directory mode: score an eval-tool results folder (14 ``<subtask>.txt`` files, 4 columns)."""
         path = Path(path)
         if not path.is_dir():

@@ -1,0 +1,1 @@
+"""Importers: results of other harnesses turned into our run directories and store entries."""

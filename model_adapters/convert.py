@@ -1,0 +1,228 @@
+"""``python -m harness convert``: any TinyLLaVA checkpoint as a plain HF Llava checkpoint.
+
+The output loads with ``LlavaForConditionalGeneration.from_pretrained`` and ``AutoProcessor`` alone (no custom
+code): weights in the transformers-4.36 Llava layout, config.json with ``conv_mode`` and
+``image_aspect_ratio``, the tokenizer with ``<image>``, and a LlavaProcessor with ``patch_size``,
+``vision_feature_select_strategy`` and a chat template rendering the conversation format. What plain Llava
+cannot hold, an lm_head bias, goes to ``lm_head_bias.safetensors``: the tinyllava adapter re-attaches it,
+and :func:`plain_transformers_warnings` says what plain transformers loses without it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import HarnessError, UsageError
+from model_adapters.formats import FORMATS, Converted, detect
+from model_adapters.formats import load as load_converted
+from model_adapters.formats.converted import IMAGE_TOKEN
+from model_adapters.formats.preview import declared_settings
+from model_adapters.formats.runtime import (
+    LM_HEAD_BIAS_FILE,
+    LM_HEAD_BIAS_KEY,
+    build_model,
+    checkpoint_state,
+    read_lm_head_bias,
+)
+from model_adapters.formats.tensors import Tensors, first_line, main_float_dtype
+from model_adapters.templates import ChatTemplate
+
+CONVERT_ARGS = ("base", "tower", "conv", "dtype", "image_aspect_ratio")
+MAX_SHARD_BYTES = 5 * 1024**3
+
+
+@dataclass
+class ConvertReport:
+    """What ``convert`` wrote and what a reader of the output must know."""
+
+    source_format: str
+    destination: Path
+    template: str
+    image_aspect_ratio: str
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Model:
+    """A loaded Llava model and everything written beside it."""
+
+    model: Any
+    tokenizer: Any
+    image_processor: dict[str, Any]
+    lm_head_bias: torch.Tensor | None
+    live_vocab: int
+    notes: list[str]
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, args: Mapping[str, str]) -> ConvertReport:
+    """Write the checkpoint ``src`` (any supported format) as a plain HF Llava checkpoint in ``dst``."""
+    from model_adapters.tinyllava import DTYPES, check_model_args, choose_template, resolve_checkpoint
+
+    check_model_args(args, CONVERT_ARGS)
+    source, _ = resolve_checkpoint(str(src))
+    out = Path(dst).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise HarnessError(f"destination {out} exists and is not empty")
+    if "dtype" in args and args["dtype"] not in DTYPES:
+        raise UsageError(f"--model-args dtype={args['dtype']} is not valid; choose one of {', '.join(DTYPES)}")
+    detected = detect(source)
+    declared = detected.config if detected.format == "hf_llava" else declared_settings(detected)
+    template = choose_template(args, declared, source)
+    aspect = str(args.get("image_aspect_ratio") or declared.get("image_aspect_ratio") or "square")
+    if aspect not in ("pad", "square"):
+        raise UsageError(f"image_aspect_ratio '{aspect}' is not supported (pad, square)")
+    dtype = DTYPES[args["dtype"]] if "dtype" in args else None
+    if detected.format == "hf_llava":
+        loaded = _load_hf_llava(source, dtype)
+    else:
+        loaded = _load_other(load_converted(source, detected, args.get("base"), args.get("tower")), dtype)
+    _write(out, loaded, template, aspect, detected.format)
+    return ConvertReport(
+        source_format=FORMATS[detected.format],
+        destination=out,
+        template=template.name,
+        image_aspect_ratio=aspect,
+        warnings=plain_transformers_warnings(loaded.lm_head_bias, loaded.live_vocab, out),
+        notes=loaded.notes + _aspect_notes(aspect, loaded.image_processor),
+    )
+
+
+def _load_other(converted: Converted, dtype: torch.dtype | None) -> _Model:
+    tensors: Tensors = {**converted.text.tensors, **converted.vision.tensors, **converted.projector.tensors}
+    model = build_model(converted, dtype or main_float_dtype(tensors), "eager", "cpu", with_bias=False)
+    return _Model(model, converted.tokenizer, converted.image_processor, converted.lm_head_bias,
+                  converted.live_vocab, list(converted.notes))
+
+
+def _load_hf_llava(path: Path, dtype: torch.dtype | None) -> _Model:
+    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+
+    from model_adapters.tinyllava import load_image_processor
+
+    kwarg = {"dtype": dtype} if dtype is not None else {"dtype": "auto"}
+    try:
+        model = LlavaForConditionalGeneration.from_pretrained(path, **kwarg)
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"cannot load checkpoint {path}: {first_line(exc)}") from exc
+    bias = read_lm_head_bias(path)
+    live = model.get_output_embeddings().out_features
+    if bias is not None:
+        live = int((bias > torch.finfo(torch.float32).min).sum())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return _Model(model.eval(), tokenizer, load_image_processor(path).to_dict(), bias, live, [])
+
+
+def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, source_format: str) -> None:
+    from transformers import LlavaProcessor
+
+    from model_adapters.llava_processor import llava_chat_template
+    from model_adapters.tinyllava import image_processor_from_dict
+
+    out.mkdir(parents=True, exist_ok=True)
+    model, config = loaded.model, loaded.model.config
+    _save_weights(out, checkpoint_state(model))
+    config.save_pretrained(out)
+    _update_json(out / "config.json", {
+        "conv_mode": template.name,
+        "image_aspect_ratio": aspect,
+        "tinyllava_source_format": source_format,
+    })
+    model.generation_config.save_pretrained(out)
+    tokenizer = loaded.tokenizer
+    image_processor = image_processor_from_dict(loaded.image_processor)
+    if image_processor is None:
+        raise HarnessError("only CLIP and SigLIP image processors can be written")
+    vision = config.vision_config
+    processor = LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=vision.patch_size,
+        vision_feature_select_strategy=config.vision_feature_select_strategy,
+        num_additional_image_tokens=1 if vision.model_type.startswith("clip") else 0,
+        image_token=IMAGE_TOKEN,
+        chat_template=llava_chat_template(template.system),
+    )
+    processor.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if loaded.lm_head_bias is not None:
+        from safetensors.torch import save_file
+
+        save_file({LM_HEAD_BIAS_KEY: loaded.lm_head_bias.float().contiguous()}, out / LM_HEAD_BIAS_FILE,
+                  metadata={"format": "pt"})
+
+
+def _save_weights(out: Path, state: Tensors) -> None:
+    """``model.safetensors``, or shards of at most 5 GiB with ``model.safetensors.index.json``."""
+    from safetensors.torch import save_file
+
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key in sorted(state):
+        tensor = state[key].contiguous()
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > MAX_SHARD_BYTES:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+    if len(shards) == 1:
+        save_file(shards[0], out / "model.safetensors", metadata={"format": "pt"})
+        return
+    weight_map = {}
+    for i, shard in enumerate(shards, start=1):
+        name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, out / name, metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(shard, name))
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _update_json(path: Path, extra: Mapping[str, Any]) -> None:
+    data = json.loads(path.read_text())
+    data.update(extra)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def plain_transformers_warnings(bias: torch.Tensor | None, live: int, out: Path) -> list[str]:
+    """What plain ``LlavaForConditionalGeneration`` loses by ignoring ``lm_head_bias.safetensors``."""
+    if bias is None:
+        return []
+    rows = int(bias.shape[0])
+    trained = bias[:live]
+    lines = [
+        f"plain transformers ignores {out / LM_HEAD_BIAS_FILE} (tensor '{LM_HEAD_BIAS_KEY}', {rows} values): "
+        "LlavaForConditionalGeneration's lm_head has no bias."
+    ]
+    if bool(trained.any()):
+        lines.append(
+            f"  It holds the original's trained lm_head.bias (max |b| = {float(trained.abs().max()):.4g}); "
+            "without it every logit loses its bias term, so scores and greedy answers can differ from the original."
+        )
+    if rows > live:
+        which = f"Row {live} (the added {IMAGE_TOKEN} token) is" if rows - live == 1 else (
+            f"Rows {live}..{rows - 1} (the added {IMAGE_TOKEN} token, rows the original's loader cut off) are"
+        )
+        lines.append(
+            f"  {which} masked by it; plain transformers gives {'it' if rows - live == 1 else 'them'} logit 0, "
+            "which a greedy step picks only when every real logit is below 0."
+        )
+    lines.append(f"  `python -m harness run --model tinyllava:{out}` re-attaches the bias (exact scores).")
+    return lines
+
+
+def _aspect_notes(aspect: str, image_processor: Mapping[str, Any]) -> list[str]:
+    if aspect != "pad":
+        return []
+    mean = tuple(int(x * 255) for x in image_processor.get("image_mean") or ())
+    return [
+        "image_aspect_ratio is 'pad': LlavaProcessor does not pad images; pad each image to a square with the "
+        f"mean colour {mean} first to match the original (the tinyllava adapter does)"
+    ]

@@ -1,0 +1,123 @@
+"""The Llava runtime: building ``LlavaForConditionalGeneration`` from a :class:`Converted`, the lm_head bias
+that plain Llava lacks, and the parts of a Llava model under their native names."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import HarnessError
+from model_adapters.formats.converted import Converted
+from model_adapters.formats.tensors import Tensors, read_tensor_file
+
+LM_HEAD_BIAS_FILE = "lm_head_bias.safetensors"
+LM_HEAD_BIAS_KEY = "lm_head.bias"
+
+
+@dataclass
+class LlavaParts:
+    """A Llava model's text model (no head), LM head, vision tower and projector modules."""
+
+    text: torch.nn.Module
+    head: torch.nn.Module
+    vision: torch.nn.Module
+    projector: torch.nn.Module
+
+
+def llava_parts(model: Any) -> LlavaParts:
+    """The parts of ``model`` (transformers >= 4.52 nests them under ``model.model``; earlier versions not)."""
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "language_model"):
+        return LlavaParts(inner.language_model, model.get_output_embeddings(), inner.vision_tower,
+                          inner.multi_modal_projector)
+    return LlavaParts(model.language_model.model, model.get_output_embeddings(), model.vision_tower,
+                      model.multi_modal_projector)
+
+
+def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": dtype}
+
+
+def _load(module: torch.nn.Module, tensors: Tensors, dtype: torch.dtype, what: str) -> None:
+    cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    result = module.load_state_dict(cast, strict=False, assign=True)
+    problems = list(result.missing_keys) + list(result.unexpected_keys)
+    if problems:
+        raise HarnessError(f"the converted {what} does not fit the Llava model: {', '.join(problems[:4])}")
+
+
+def build_model(converted: Converted, dtype: torch.dtype, attn: str, device: str, with_bias: bool = True) -> Any:
+    """``LlavaForConditionalGeneration`` holding the converted weights, in eval mode on ``device``.
+
+    With ``with_bias`` a stored lm_head bias is re-attached (see :func:`attach_lm_head_bias`).
+    """
+    from accelerate import init_empty_weights
+    from transformers import LlavaForConditionalGeneration
+
+    config = copy.deepcopy(converted.config)
+    with init_empty_weights():
+        model = LlavaForConditionalGeneration._from_config(config, attn_implementation=attn, **_dtype_kwarg(dtype))
+    parts = llava_parts(model)
+    text = converted.text.tensors
+    base = {k.removeprefix("model."): v for k, v in text.items() if k.startswith("model.")}
+    _load(parts.text, base, dtype, "language model")
+    tied = bool(getattr(config.text_config, "tie_word_embeddings", False))
+    if tied:
+        parts.head.weight = parts.text.get_input_embeddings().weight
+    else:
+        _load(parts.head, {"weight": text["lm_head.weight"]}, dtype, "LM head")
+    _load(parts.vision, converted.vision.tensors, dtype, "vision tower")
+    _load(parts.projector, converted.projector.tensors, dtype, "projector")
+    left = [name for name, p in model.named_parameters() if p.device.type == "meta"]
+    if left:
+        raise HarnessError(f"the converted checkpoint leaves {len(left)} weight(s) unset, e.g. {left[0]}")
+    if with_bias and converted.lm_head_bias is not None:
+        attach_lm_head_bias(model, converted.lm_head_bias)
+    return model.to(device).eval()
+
+
+def attach_lm_head_bias(model: Any, bias: torch.Tensor) -> None:
+    """Replace Llava's bias-free LM head by a Linear with ``bias`` (the same weight), so logits equal the
+    original's (a trained Phi bias; masked rows the original does not have)."""
+    head = model.get_output_embeddings()
+    if tuple(bias.shape) != (head.out_features,):
+        raise HarnessError(
+            f"{LM_HEAD_BIAS_KEY} has shape {list(bias.shape)} but the LM head has {head.out_features} rows"
+        )
+    new = torch.nn.Linear(head.in_features, head.out_features, bias=True, device="meta")
+    new.weight = head.weight
+    new.bias = torch.nn.Parameter(bias.to(head.weight.device, head.weight.dtype), requires_grad=False)
+    model.set_output_embeddings(new)
+
+
+def read_lm_head_bias(path: Path) -> torch.Tensor | None:
+    """The bias a converted HF Llava checkpoint stores beside its weights (None when absent)."""
+    file = path / LM_HEAD_BIAS_FILE
+    if not file.is_file():
+        return None
+    tensors = read_tensor_file(file)
+    if LM_HEAD_BIAS_KEY not in tensors:
+        raise HarnessError(f"{file} has no '{LM_HEAD_BIAS_KEY}' tensor")
+    return tensors[LM_HEAD_BIAS_KEY]
+
+
+def checkpoint_state(model: Any) -> Tensors:
+    """The model's weights under the HF Llava checkpoint names of transformers 4.36+ (``language_model.model.*``,
+    ``language_model.lm_head.weight``, ``vision_tower.vision_model.*``, ``multi_modal_projector.*``), which
+    every transformers release since loads."""
+    parts = llava_parts(model)
+    state: Tensors = {f"language_model.model.{k}": v for k, v in parts.text.state_dict().items()}
+    if not getattr(model.config.text_config, "tie_word_embeddings", False):
+        state["language_model.lm_head.weight"] = parts.head.weight
+    for key, value in parts.vision.state_dict().items():
+        name = key if key.startswith("vision_model.") else f"vision_model.{key}"
+        state[f"vision_tower.{name}"] = value
+    state.update({f"multi_modal_projector.{k}": v for k, v in parts.projector.state_dict().items()})
+    return {k: v.detach() for k, v in state.items()}

@@ -1,0 +1,229 @@
+"""MM-Vet (218 questions), as LLaVA-1.5 / TinyLLaVA evaluate it: raw questions, GPT-4 graded by the official evaluator.
+
+Data files (under the data root, LLaVA's ``playground/data/eval`` layout):
+
+- ``mm-vet/mm-vet.json``: the official questions, ``v1_<n>`` -> {imagename, question, answer (with
+  ``<AND>`` / ``<OR>``), capability (list of rec, ocr, know, gen, spat, math), imagesource}; samples
+  keep the file's order, sample id = the key;
+- ``mm-vet/mmvet_judge_prompt.txt``: the grader's few-shot instruction (the ``prompt`` string of the
+  official ``mm-vet_evaluator.py``), read as it is (its final newline matters), never shipped here;
+- ``mm-vet/images/``: the images (needed to run a model only).
+
+Protocols (``default_settings``; a protocol file's [tasks.mmvet] table overrides them):
+
+- ``llava15``: ``<image>\\n`` + the raw question (LLaVA's ``llava-mm-vet.jsonl``), greedy, 1024 new
+  tokens; the official grader (``tasks/mmvet/scorer.py``), max_tokens 3, ``judge_runs`` 1 (the
+  evaluator's default; the MM-Vet paper used 5, LLaVA's published grade file 3); judge gpt-4-0613.
+- ``lmms-eval``: lmms-eval's ``pre_prompt`` ("First please perform reasoning, ...") + question, its
+  generation temperature 0.2 (its llava models then sample), 1024 new tokens; lmms-eval's grader
+  (instruction variant, " |" row end, max_tokens 128, its retry rules), one run; judge
+  gpt-4o-2024-11-20. lmms-eval reports the overall score only; the capability scores are given too.
+
+Answers files: LLaVA's answers JSONL (``question_id`` n, or "v1_n", joins sample "v1_n"; a later line
+wins), or MM-Vet's results file ``{"v1_0": "answer", ...}`` (``score_path``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.errors import DataError, UsageError
+from harness.io import read_json, require_fields
+from harness.judge import Judge
+from harness.task import Task
+from harness.types import DataFile, ImageRef, Request, Response, Sample, TaskResult
+from tasks.common.requests import make_request, setting_choice, with_image
+from tasks.mmvet.scorer import PROMPT_SOURCE, score_mmvet
+
+QUESTIONS = "mm-vet/mm-vet.json"
+JUDGE_PROMPT = "mm-vet/mmvet_judge_prompt.txt"
+IMAGES_DIR = "mm-vet/images"
+MMVET_ZIP = "mm-vet.zip from https://github.com/yuweihao/MM-Vet (release v1)"
+LMMS_PRE_PROMPT = (
+    "First please perform reasoning, and think step by step to provide best answer to the following question: \n\n"
+)
+_FIELDS = ("imagename", "question", "answer", "capability")
+
+
+def question_id(value: Any) -> str | None:
+    """The sample id an answers line names: ``n`` or "n" -> "v1_n", "v1_n" as is; None otherwise."""
+    text = str(value).strip()
+    if text.isdigit():
+        return f"v1_{int(text)}"
+    return text if text.startswith("v1_") else None
+
+
+def read_instruction(path: Path) -> str | None:
+    """The judge instruction exactly as stored (None when the file is absent)."""
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text") from exc
+
+
+def _sample(qid: str, item: Any, root: Path, instruction: str | None, index: int) -> Sample:
+    where = f"{root / QUESTIONS}: {qid}"
+    if not isinstance(item, dict):
+        raise DataError(f"{where}: expected a JSON object")
+    require_fields(item, _FIELDS, where)
+    caps = item["capability"]
+    if not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
+        raise DataError(f"{where}: 'capability' must be a non-empty list of names")
+    return Sample(
+        id=qid,
+        question=str(item["question"]),
+        images=(ImageRef(path=str(root / IMAGES_DIR / str(item["imagename"]))),),
+        target=str(item["answer"]),
+        metadata={
+            "index": index,
+            "capability": list(caps),
+            "imagename": item["imagename"],
+            "imagesource": item.get("imagesource"),
+            "judge_instruction": instruction,
+            "judge_prompt_path": str(root / JUDGE_PROMPT),
+        },
+    )
+
+
+class MMVetTask(Task):
+    name = "mmvet"
+    version = "1"
+    description = "MM-Vet: open-ended questions on integrated capabilities, graded 0-1 by a GPT-4 judge."
+    judged = True
+    default_judge = "gpt-4-0613"
+    headline = ("total",)
+    changelog: ClassVar[dict[str, str]] = {"1": "initial: raw question prompt + official MM-Vet evaluator; lmms-eval"}
+    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        "llava15": {
+            "prompt": "llava",
+            "max_new_tokens": 1024,
+            "grader": "official",
+            "judge_model": "gpt-4-0613",
+            "judge_runs": 1,
+            "judge_max_tokens": 3,
+        },
+        "lmms-eval": {
+            "prompt": "lmms-eval",
+            "pre_prompt": LMMS_PRE_PROMPT,
+            "post_prompt": "",
+            "max_new_tokens": 1024,
+            "temperature": 0.2,
+            "grader": "lmms-eval",
+            "judge_model": "gpt-4o-2024-11-20",
+            "judge_runs": 1,
+            "judge_max_tokens": 128,
+        },
+    }
+    hf_dataset = "lmms-lab/MMVet"
+
+    def data_files(self) -> list[DataFile]:
+        return [
+            DataFile(path=QUESTIONS, description="MM-Vet questions, answers and capabilities", source=MMVET_ZIP),
+            DataFile(
+                path=JUDGE_PROMPT,
+                description="the official grader's few-shot instruction (not in the Hugging Face copy)",
+                source=PROMPT_SOURCE,
+            ),
+            DataFile(path=IMAGES_DIR, kind="dir", needed_for="run", description="MM-Vet images", source=MMVET_ZIP),
+        ]
+
+    def load(self, data_root: Path) -> list[Sample]:
+        root = Path(data_root)
+        data = read_json(root / QUESTIONS)
+        if not isinstance(data, dict):
+            raise DataError(f"{root / QUESTIONS}: expected a JSON object keyed by question id (v1_0, ...)")
+        instruction = read_instruction(root / JUDGE_PROMPT)
+        return [_sample(str(qid), item, root, instruction, i) for i, (qid, item) in enumerate(data.items())]
+
+    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
+        style = setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava")
+        text = sample.question
+        if style == "lmms-eval":
+            text = f"{settings.get('pre_prompt', LMMS_PRE_PROMPT)}{text}{settings.get('post_prompt', '')}"
+        request = make_request(self.name, sample, with_image(text), settings, 1024)
+        temperature = float(settings.get("temperature", 0.0))
+        return replace(request, generation=replace(request.generation, temperature=temperature))
+
+    def score(
+        self,
+        samples: Sequence[Sample],
+        responses: Mapping[str, Response],
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult:
+        return score_mmvet(samples, responses, (self.name, self.version, self.headline), settings, judge)
+
+    def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
+        """LLaVA answers: ``question_id`` n (or "v1_n") answers sample "v1_n"; a later line wins."""
+        ids = {s.id for s in samples}
+        out: dict[str, str] = {}
+        for rec in records:
+            sid = question_id(rec.get("question_id"))
+            if sid in ids:
+                out[sid] = str(rec.get("text", ""))
+        return out
+
+    def score_path(
+        self,
+        path: Path,
+        data_root: Path | None,
+        settings: Mapping[str, Any] | None = None,
+        judge: Judge | None = None,
+    ) -> TaskResult | None:
+        """MM-Vet's results file (one JSON object ``{"v1_0": "answer", ...}``); None for any other file.
+
+        Grading needs the judge: this takes ``settings`` and ``judge`` beyond the base signature, and
+        refuses such a file when no judge is given.
+        """
+        answers = read_results_file(Path(path))
+        if answers is None:
+            return None
+        if data_root is None:
+            raise DataError("scoring an MM-Vet results file needs the data root (mm-vet/mm-vet.json)")
+        if judge is None:
+            raise UsageError(
+                f"{path}: an MM-Vet results file is graded by a judge, and none reached Task.score_path; "
+                'score an answers JSONL instead (one {"question_id": n, "text": answer} line per v1_n)'
+            )
+        samples = self.load(data_root)
+        known = {s.id for s in samples}
+        responses = {sid: Response(text=text) for sid, text in answers.items() if sid in known}
+        result = self.score(samples, responses, settings, judge)
+        unknown = len(answers) - len(responses)
+        if unknown:
+            result.notes.append(f"{Path(path).name}: {unknown} answers name no MM-Vet question; ignored")
+        return result
+
+    def prepare(self, source: Path, root: Path) -> None:
+        from tasks.mmvet.prepare import prepare_root
+
+        prepare_root(source, root)
+
+    def write_demo(self, root: Path, seed: int) -> None:
+        from tasks.mmvet.demo import write_demo
+
+        write_demo(root, seed)
+
+
+def read_results_file(path: Path) -> dict[str, str] | None:
+    """The answers of an MM-Vet results file, or None when ``path`` is not one (a JSONL, a folder...)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not data or not all(str(k).startswith("v1_") for k in data):
+        return None
+    if not all(isinstance(v, str) for v in data.values()):
+        raise DataError(f"{path}: an MM-Vet results file maps each question id to the answer text")
+    return {str(k): v for k, v in data.items()}
+
+
+__all__ = ["MMVetTask"]
