@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=DEMO_MODEL_SPEC, help="ADAPTER:TARGET, e.g. tinyllava:/ckpt (default: demo)")
     run.add_argument("--model-args", default=None, help="adapter options k=v,k=v (e.g. conv=phi,dtype=float32)")
     run.add_argument("--batch-size", type=_positive, default=16)
-    run.add_argument("--limit", type=_positive, default=None, help="only the first N samples of each task")
+    run.add_argument("--limit", type=_positive, default=None,
+                     help="a fixed stratified subset of about N samples per task (the same ids every run)")
     run.add_argument(
         "--data-root", default=None, help="LLaVA eval layout root (default: $HARNESS_DATA_ROOT, else demo data)"
     )
@@ -133,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.importers.command import add_import_parser
 
     add_import_parser(sub, DEFAULT_OUTPUT)
+
+    from harness.board import add_leaderboard_parser
+    from harness.report import add_report_parser
+
+    add_leaderboard_parser(sub, DEFAULT_OUTPUT)
+    add_report_parser(sub, DEFAULT_OUTPUT)
+
+    from harness.stats_cli import add_parsers as add_stats_parsers
+
+    add_stats_parsers(sub)
 
     lst = sub.add_parser("list", help="list tasks and model adapters")
     lst.add_argument("--json", action="store_true")
@@ -358,6 +369,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, argv)
         if args.command == "score":
             return _cmd_score(args, argv)
+        if args.command in ("compare", "gate", "plan"):
+            from harness.stats_cli import dispatch
+
+            return dispatch(args, argv)
+        if args.command == "leaderboard":
+            from harness.board import run_leaderboard
+
+            return run_leaderboard(args)
+        if args.command == "report":
+            from harness.report import run_report
+
+            return run_report(args)
         if args.command == "import":
             from harness.importers.command import run_import
 

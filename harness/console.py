@@ -14,9 +14,13 @@ from harness.types import Metric, TaskResult
 
 
 def format_metric(metric: Metric) -> str:
-    if metric.stderr is None:
-        return f"{metric.value:.2f}"
-    return f"{metric.value:.2f} ± {metric.stderr:.2f}"
+    """``value ± s.e. [low, high]`` (the parts that are known)."""
+    text = f"{metric.value:.2f}"
+    if metric.stderr is not None:
+        text += f" ± {metric.stderr:.2f}"
+    if metric.ci_low is not None and metric.ci_high is not None:
+        text += f" [{metric.ci_low:.2f}, {metric.ci_high:.2f}]"
+    return text
 
 
 def print_banner(console: Console, info: ModelInfo, root: Path, demo_data: bool, protocol: Protocol) -> None:
@@ -37,10 +41,12 @@ def _task_rows(table: Table, name: str, record: TaskRecord | TaskResult, rate: f
         metric = record.metrics.get(metric_name)
         if metric is None:
             continue
+        known = metric.ci_low is not None and metric.ci_high is not None
+        interval = f"[{metric.ci_low:.2f}, {metric.ci_high:.2f}]" if known else ""
         table.add_row(
             name if first else "",
             metric_name,
-            format_metric(metric),
+            f"{metric.value:.2f}" + ("" if metric.stderr is None else f" ± {metric.stderr:.2f}") + f"\n{interval}",
             str(record.n_samples) if first else "",
             str(record.n_errors) if first else "",
             str(record.n_parse_failures) if first else "",
@@ -51,8 +57,8 @@ def _task_rows(table: Table, name: str, record: TaskRecord | TaskResult, rate: f
 
 def headline_table(title: str) -> Table:
     table = Table(title=title)
-    for col in ("task", "metric", "value ± s.e.", "n", "errors", "parse fail", "samples/s"):
-        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    for col in ("task", "metric", "value ± s.e.\n[95% CI]", "n", "errors", "unparsed", "samples/s"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right", no_wrap=col != "samples/s")
     return table
 
 

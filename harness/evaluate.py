@@ -25,11 +25,22 @@ from harness.judges import JudgeOptions, OpenAIJudge, build_judge, require_judge
 from harness.protocol import Protocol, load_protocol
 from harness.provenance import environment, git_info
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
-from harness.results import DataInfo, ProtocolInfo, RunDirectory, RunResult, RunSpec, new_run_id, task_record, utc_now
+from harness.results import (
+    DataInfo,
+    ProtocolInfo,
+    RunDirectory,
+    RunResult,
+    RunSpec,
+    new_run_id,
+    sample_records,
+    task_record,
+    utc_now,
+)
 from harness.runner import Runner
 from harness.store import ResultsStore, default_store_url
 from harness.task import Task
 from harness.types import Request, Response, Sample, TaskResult
+from harness.uncertainty import add_intervals
 
 __all__ = ["CACHE_FILE", "RunOptions", "run"]
 
@@ -198,6 +209,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                     scored = unscored(task, task_samples, by_id)
                 else:
                     scored = task.score(task_samples, by_id, settings, judge=judge)
+                    add_intervals(task, scored, sample_records(task.name, task_samples, scored, by_id))
                 if task.export_filename:
                     written = task.export(task_samples, by_id, root, run_dir.path / task.export_filename)
                     scored.notes.append(f"submission file for the test server: {written}")

@@ -180,32 +180,44 @@ class RunDirectory:
         requests: Mapping[str, Request] | None = None,
     ) -> str:
         """One line per scored sample; returns the path relative to the run directory."""
-        scores = {s.sample_id: s for s in result.samples}
-        lines: list[str] = []
-        for sample in samples:
-            score = scores.get(sample.id)
-            response = responses.get(sample.id)
-            request = requests.get(sample.id) if requests else None
-            record: dict[str, Any] = {
-                "id": sample.id,
-                "task": task,
-                "question": sample.question,
-                "target": sample.target,
-                "metadata": sample.metadata,
-                "request": request.describe() if request else None,
-                "response": response.to_json() if response else None,
-                "parsed": score.parsed if score else None,
-                "score": score.score if score else None,
-                "correct": score.correct if score else None,
-                "parse_failed": score.parse_failed if score else False,
-                "detail": score.detail if score else {},
-            }
-            lines.append(json.dumps(record, ensure_ascii=False, default=str))
-        if not samples:  # scored without sample objects (e.g. an eval_tool folder): log the scores alone
-            lines = [json.dumps({"id": s.sample_id, "task": task, **s.model_dump(exclude={"sample_id"})},
-                                ensure_ascii=False, default=str) for s in result.samples]
+        records = sample_records(task, samples, result, responses, requests)
+        lines = [json.dumps(record, ensure_ascii=False, default=str) for record in records]
         _atomic_write(self.samples_path(task), "\n".join(lines) + ("\n" if lines else ""))
         return f"{SAMPLES_DIR}/{task}.jsonl"
+
+
+def sample_records(
+    task: str,
+    samples: Sequence[Sample],
+    result: TaskResult,
+    responses: Mapping[str, Response],
+    requests: Mapping[str, Request] | None = None,
+) -> list[dict[str, Any]]:
+    """The samples-log lines of a scored task: one per sample (or, scored without sample objects such as
+    an eval_tool folder, one per per-sample score)."""
+    if not samples:
+        return [{"id": s.sample_id, "task": task, **s.model_dump(exclude={"sample_id"})} for s in result.samples]
+    scores = {s.sample_id: s for s in result.samples}
+    records: list[dict[str, Any]] = []
+    for sample in samples:
+        score = scores.get(sample.id)
+        response = responses.get(sample.id)
+        request = requests.get(sample.id) if requests else None
+        records.append({
+            "id": sample.id,
+            "task": task,
+            "question": sample.question,
+            "target": sample.target,
+            "metadata": sample.metadata,
+            "request": request.describe() if request else None,
+            "response": response.to_json() if response else None,
+            "parsed": score.parsed if score else None,
+            "score": score.score if score else None,
+            "correct": score.correct if score else None,
+            "parse_failed": score.parse_failed if score else False,
+            "detail": score.detail if score else {},
+        })  # fmt: skip
+    return records
 
 
 def load_results(run_dir: Path) -> RunResult:

@@ -32,12 +32,14 @@ from harness.results import (
     RunResult,
     RunSpec,
     new_run_id,
+    sample_records,
     task_record,
     utc_now,
 )
 from harness.store import ResultsStore, default_store_url
 from harness.task import Task
 from harness.types import Response, Sample, TaskResult
+from harness.uncertainty import add_intervals
 
 
 @dataclass
@@ -189,10 +191,12 @@ def score_answers(options: ScoreOptions) -> Scored:
         judge = build_judge(options.judge, cache)
         special = task.score_path(path, root, settings, judge)
         if special is not None:
+            add_intervals(task, special, sample_records(task.name, [], special, {}))
             return Scored(special, [], {}, root, path.name)
         loaded = load_answers(task, protocol, path, root)
         # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
         result = task.score(loaded.samples, loaded.responses, settings, judge=judge)
+        add_intervals(task, result, sample_records(task.name, loaded.samples, result, loaded.responses))
         info = judge.info(options.judge.runs) if judge is not None else None
         usage = usage_since(judge, JudgeUsage()) if judge is not None else None
     finally:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.errors import HarnessError
 from harness.judge import Judge
 from harness.types import DataFile, Request, Response, Sample, TaskResult
+
+if TYPE_CHECKING:
+    from harness.bootstrap import Estimands
 
 
 class Task(ABC):
@@ -27,6 +30,10 @@ class Task(ABC):
     changelog: ClassVar[dict[str, str]] = {}
     # Per-protocol settings used when a protocol file has no section for this task.
     default_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+    # The ``metadata`` / ``detail`` keys of a samples-log record that ``statistics`` reads (baseline files keep them).
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # What ``--limit`` counts: samples, or whole subset groups (MMBench: questions with all their passes).
+    limit_counts: ClassVar[Literal["samples", "groups"]] = "samples"
 
     @abstractmethod
     def data_files(self) -> list[DataFile]:
@@ -60,8 +67,32 @@ class Task(ABC):
         return samples
 
     def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
-        """The first ``limit`` samples (tasks with paired items extend this to whole groups)."""
-        return samples[:limit]
+        """A fixed stratified subset of about ``limit`` samples (``--limit``): whole ``subset_group``s, each
+        ``subset_stratum`` in proportion, the same ids whatever the order (``harness.subsets``)."""
+        from harness.subsets import stratified_subset
+
+        return stratified_subset(
+            samples, limit, self.subset_stratum, self.subset_group, self.name, self.limit_counts == "groups"
+        )
+
+    def subset_stratum(self, sample: Sample) -> str:
+        """The stratum a sample belongs to for ``--limit`` subsets (a category; "" for none)."""
+        return ""
+
+    def subset_group(self, sample: Sample) -> str:
+        """Samples with the same key are kept or dropped together by ``--limit`` (default: each alone)."""
+        return sample.id
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        """How the main metrics are recomputed from per-sample records (samples-log lines) when clusters are
+        resampled: per-cluster column sums and a combine function per metric (``harness.bootstrap``).
+
+        The default describes none; the harness then treats a headline metric as a plain mean of per-sample
+        scores where that reproduces its value.
+        """
+        from harness.bootstrap import Estimands
+
+        return Estimands()
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """Join the lines of a LLaVA answers JSONL (question_id, text, prompt) to sample ids.

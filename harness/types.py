@@ -146,6 +146,7 @@ class Metric(BaseModel):
     n: int = 0
     higher_is_better: bool = True
     description: str = ""
+    method: str = ""  # how stderr and the interval were computed (bootstrap over which clusters, or analytic)
 
 
 class SampleScore(BaseModel):

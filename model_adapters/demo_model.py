@@ -1,9 +1,14 @@
-"""The demo model: a tiny TinyLLaVA-shaped HF Llava (LLaMA + SigLIP + mlp2x_gelu) built offline.
+"""The demo model: a tiny TinyLLaVA-shaped HF Llava (LLaMA + SigLIP + mlp2x_gelu).
 
-Everything comes from transformers config classes and a byte-level BPE tokenizer trained on a fixed
-built-in corpus, so the checkpoint is byte-for-byte reproducible from its seed. The weights are random
-for now (a later issue trains them), reshaped so that greedy answers are one or two demo words with wide
-logit gaps (identical across batch sizes, fast demo runs).
+``--model tinyllava:demo`` runs the checkpoint shipped in ``model_adapters/demo_checkpoint/``, trained by
+``python -m training demo`` on the synthetic demo data's train split (see docs/training.md). When that folder
+is missing, a random stand-in is built into the cache instead, with a warning that says how to rebuild the
+trained one.
+
+The random stand-in (``build_demo_checkpoint``, also the base of the tests' look-alike checkpoints) comes from
+transformers config classes and a byte-level BPE tokenizer trained on a fixed built-in corpus, so it is
+byte-for-byte reproducible from its seed; its weights are reshaped so that greedy answers are one or two demo
+words with wide logit gaps.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -20,6 +26,8 @@ from harness.paths import cache_dir
 from model_adapters.templates import DEFAULT_SYSTEM
 
 DEMO_DIRNAME = "demo-model-v1"
+DEMO_CHECKPOINT_DIR = Path(__file__).resolve().parent / "demo_checkpoint"
+REBUILD_HINT = "python -m training demo"
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
 IMAGE_TOKEN = "<image>"
 IMAGE_SIZE = 32
@@ -169,7 +177,7 @@ def _update_json(path: Path, extra: dict[str, Any]) -> None:
 
 
 def build_demo_checkpoint(path: str | os.PathLike[str], seed: int = 0) -> Path:
-    """Write the demo checkpoint (model, tokenizer, image processor config) into ``path``."""
+    """Write the random stand-in demo checkpoint (model, tokenizer, image processor config) into ``path``."""
     import torch
     from transformers import LlavaForConditionalGeneration, SiglipImageProcessorPil
 
@@ -189,8 +197,27 @@ def build_demo_checkpoint(path: str | os.PathLike[str], seed: int = 0) -> Path:
     return out
 
 
+def trained_demo_checkpoint() -> Path | None:
+    """The packaged trained demo checkpoint, or None when it is missing."""
+    complete = all((DEMO_CHECKPOINT_DIR / name).is_file() for name in ("config.json", "model.safetensors"))
+    return DEMO_CHECKPOINT_DIR if complete else None
+
+
 def ensure_demo_checkpoint() -> Path:
-    """The demo checkpoint under ``cache_dir()``, built on first use (atomic rename; races are harmless)."""
+    """The trained demo checkpoint; without it, the random stand-in (built once under ``cache_dir()``)."""
+    trained = trained_demo_checkpoint()
+    if trained is not None:
+        return trained
+    print(
+        f"warning: the trained demo checkpoint {DEMO_CHECKPOINT_DIR} is missing; using an untrained random "
+        f"stand-in (answers are noise). Rebuild it with: {REBUILD_HINT}",
+        file=sys.stderr,
+    )
+    return ensure_random_demo_checkpoint()
+
+
+def ensure_random_demo_checkpoint() -> Path:
+    """The random stand-in under ``cache_dir()``, built on first use (atomic rename; races are harmless)."""
     final = cache_dir() / DEMO_DIRNAME
     if (final / "config.json").is_file():
         return final

@@ -19,3 +19,7 @@ def pytest_configure(config: object) -> None:
 def pytest_unconfigure(config: object) -> None:
     if _OWN_CACHE:
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+# store_url: SQLite and PostgreSQL stores; board_store: a store with a few runs for the leaderboard tests
+pytest_plugins = ["tests.stores", "tests.leaderboard_fixtures"]

@@ -134,12 +134,21 @@ def _copy_demo_root(tmp_path: Path) -> Path:
     return dst
 
 
+def _limited_questions(root: Path, limit: int) -> list[dict]:
+    """The GQA question-file lines a run with ``--limit`` evaluates (the task's stratified subset)."""
+    from tasks.gqa import GQATask
+
+    chosen = {s.id for s in GQATask().subset(GQATask().load(root), limit)}
+    lines = (root / "gqa/llava_gqa_testdev_balanced.jsonl").read_text().splitlines()
+    return [q for q in map(json.loads, lines) if str(q["question_id"]) in chosen]
+
+
 def test_unreadable_image_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
     root = _copy_demo_root(tmp_path)
-    questions = [json.loads(line) for line in (root / "gqa/llava_gqa_testdev_balanced.jsonl").read_text().splitlines()]
-    broken = questions[0]["image"]
+    selected = _limited_questions(root, 6)  # what --limit 6 runs (a fixed stratified subset)
+    broken = selected[0]["image"]
     (root / "gqa" / "data" / "images" / broken).write_bytes(b"this is not a jpeg")
-    bad_ids = {str(q["question_id"]) for q in questions[:6] if q["image"] == broken}
+    bad_ids = {str(q["question_id"]) for q in selected if q["image"] == broken}
     out = tmp_path / "out"
     proc = harness("run", "--tasks", "gqa", "--limit", "6", "--data-root", str(root), "--output-dir", str(out),
                    "--no-progress")
@@ -192,8 +201,8 @@ def test_malformed_question_file_names_file_and_line(tmp_path: Path) -> None:
 
 def test_dataloader_workers_give_the_same_answers_and_record_bad_images(tmp_path: Path) -> None:
     root = _copy_demo_root(tmp_path)
-    questions = [json.loads(line) for line in (root / "gqa/llava_gqa_testdev_balanced.jsonl").read_text().splitlines()]
-    broken = questions[5]["image"]
+    selected = _limited_questions(root, 24)
+    broken = selected[5]["image"]
     (root / "gqa" / "data" / "images" / broken).write_bytes(b"\x89PNG broken")
     texts, errors = {}, {}
     for workers in ("0", "2"):
@@ -207,4 +216,4 @@ def test_dataloader_workers_give_the_same_answers_and_record_bad_images(tmp_path
         errors[workers] = {rec["id"] for rec in log if rec["response"]["error"]}
         assert load_results(run_dir).spec.num_workers == int(workers)
     assert texts["0"] == texts["2"]
-    assert errors["0"] == errors["2"] == {str(q["question_id"]) for q in questions[:24] if q["image"] == broken}
+    assert errors["0"] == errors["2"] == {str(q["question_id"]) for q in selected if q["image"] == broken}

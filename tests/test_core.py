@@ -12,13 +12,10 @@ from harness.cache import ResponseCache
 from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl, read_json, read_tsv
 from harness.protocol import load_protocol
-from harness.provenance import Environment, GitInfo
 from harness.registry import get_tasks, parse_model_args, parse_model_spec
-from harness.results import DataInfo, RunResult, RunSpec, TaskRecord, utc_now
 from harness.runner import plan_batches
 from harness.stats import mean_metric, mean_stderr, sum_of_means_stderr
-from harness.store import ResultsStore
-from harness.types import GenerationSettings, ImageRef, Metric, Request, Response
+from harness.types import GenerationSettings, ImageRef, Request, Response
 
 
 def test_model_spec_and_args_parsing() -> None:
@@ -124,36 +121,3 @@ def test_protocol_files_are_data() -> None:
     assert protocol.settings_for(GQATask())["max_new_tokens"] == 128
     with pytest.raises(UsageError, match=r"valid protocols: .*llava15"):
         load_protocol("nope")
-
-
-def _result(run_id: str, value: float) -> RunResult:
-    rec = TaskRecord(
-        task="gqa",
-        version="1",
-        n_samples=4,
-        headline=["accuracy"],
-        metrics={"accuracy": Metric(value=value, stderr=1.0, n=4), "open": Metric(value=1.0, n=2)},
-        breakdowns={"semantic": {"attr": Metric(value=50.0, n=2)}},
-    )
-    return RunResult(
-        run_id=run_id,
-        created=utc_now(),
-        spec=RunSpec(command="run", tasks=["gqa"]),
-        data=DataInfo(root="/data"),
-        git=GitInfo(),
-        environment=Environment(python="3", platform="x", packages={}),
-        tasks={"gqa": rec},
-    )
-
-
-def test_store_records_and_replaces_runs(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    store = ResultsStore(url)
-    store.record(_result("r1", 50.0), tmp_path / "r1")
-    store.record(_result("r1", 75.0), tmp_path / "r1")  # progress of the same run replaces its rows
-    store.record(_result("r2", 60.0), tmp_path / "r2")
-    assert [r.id for r in store.runs()] == ["r1", "r2"]
-    heads = store.headline_metrics("r1")
-    assert [(m.task, m.name, m.value) for m in heads] == [("gqa", "accuracy", 75.0)]
-    again = ResultsStore(url).get_run("r2")
-    assert again is not None and again.tasks["gqa"].metrics["accuracy"].value == 60.0

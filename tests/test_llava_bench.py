@@ -186,6 +186,24 @@ def test_three_categories_two_runs_hand_worked(samples: list[Sample], task: Llav
     assert result.headline == ["relative"]
 
 
+def test_statistics_recompute_the_relative_score_without_rounding(samples: list[Sample], task: LlavaBenchTask) -> None:
+    from harness.bootstrap import bootstrap
+    from harness.results import sample_records
+    from harness.uncertainty import add_intervals
+
+    responses = answers(samples)
+    result = task.score(samples, responses, {**LLAVA, "judge_runs": 2}, replay(REVIEWS))
+    records = sample_records(task.name, samples, result, responses)
+    intervals = bootstrap(task.statistics(records))
+    # run 1: 100 x 5.75 / 8.25 = 69.697; run 2: 100 x 3.5 / 5.75 = 60.870 (the summarizer rounds to 69.7, 60.9)
+    assert intervals["relative"].value == pytest.approx((100 * 5.75 / 8.25 + 100 * 3.5 / 5.75) / 2)
+    assert intervals["relative_detail"].value == pytest.approx(result.metrics["relative_detail"].value)
+    add_intervals(task, result, records)
+    relative = result.metrics["relative"]
+    assert relative.value == pytest.approx((69.7 + 60.9) / 2)  # the official number is kept
+    assert relative.stderr and "model / reference" in relative.method
+
+
 def result_calls(task: LlavaBenchTask, samples: list[Sample]) -> list:
     judge = replay(REVIEWS)
     task.score(samples, answers(samples), {**LLAVA, "judge_runs": 2}, judge)

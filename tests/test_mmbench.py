@@ -457,7 +457,16 @@ def test_match_answers_ints_or_text_later_wins(samples: list[Sample], task: MMBe
 
 
 def test_subset_keeps_whole_groups(samples: list[Sample], task: MMBenchTask) -> None:
-    assert [s.id for s in task.subset(samples, 2)] == ["1", "2", "1000001", "1000002", "2000001", "3000001"]
+    groups: dict[int, set[str]] = {}
+    for s in samples:
+        groups.setdefault(s.metadata["group"], set()).add(s.id)
+    for limit in range(1, len(groups) + 2):
+        chosen = task.subset(samples, limit)
+        picked = {s.metadata["group"] for s in chosen}
+        assert len(picked) == min(limit, len(groups))  # --limit counts questions
+        assert {s.id for s in chosen} == set().union(*(groups[g] for g in picked))  # with every pass
+        assert [s.id for s in chosen] == [s.id for s in samples if s in chosen]
+        assert {s.id for s in task.subset(samples[::-1], limit)} == {s.id for s in chosen}
     assert task.subset(samples, 0) == []
 
 

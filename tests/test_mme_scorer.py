@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,8 @@ def test_hand_worked_scores(tmp_path: Path) -> None:
     assert result.metrics["cognition"].stderr is None  # one image: no standard error
     assert result.n_parse_failures == 1
     assert result.samples[5].parsed == "other" and result.samples[5].parse_failed
-    assert result.samples[4].detail == {"gt": "No", "subtask": "commonsense_reasoning"}
+    pair = "commonsense_reasoning/c.txt"  # the pair calculation.py forms: subtask / image of its first line
+    assert result.samples[4].detail == {"gt": "No", "subtask": "commonsense_reasoning", "pair": pair}
 
 
 def test_missing_answers_are_left_out_like_the_converter(tmp_path: Path) -> None:
@@ -156,12 +158,20 @@ def test_odd_number_of_questions_in_a_subtask(tmp_path: Path) -> None:
 def test_subset_keeps_pairs(tmp_path: Path) -> None:
     task = MMETask()
     samples = task.load(_write_mme(tmp_path, TINY))
-    assert [s.id for s in task.subset(samples, 1)] == ["existence/a.jpg#0", "existence/a.jpg#1"]
-    assert len(task.subset(samples, 2)) == 2
-    assert len(task.subset(samples, 3)) == 4
-    assert len(task.subset(samples, 5)) == 6
-    assert len(task.subset(samples, 100)) == 6
+    images = {s.metadata["question_id"] for s in samples}
+    for limit in (1, 2, 3, 5, 100):
+        chosen = task.subset(samples, limit)
+        per_image = Counter(s.metadata["question_id"] for s in chosen)
+        assert set(per_image.values()) == {2}, (limit, per_image)  # never half a pair
+        assert limit <= len(chosen) < limit + 2 or len(chosen) == len(samples)
+        assert [s.id for s in chosen] == [s.id for s in samples if s in chosen]  # the file's order
+    assert len(task.subset(samples, 1)) == 2 and len(task.subset(samples, 3)) == 4
+    assert {s.metadata["question_id"] for s in task.subset(samples, 100)} == images
     assert task.subset(samples, 0) == []
+    # both subtasks are represented as soon as there is room for them (strata in proportion)
+    assert {s.metadata["category"] for s in task.subset(samples, 4)} == {"existence", "commonsense_reasoning"}
+    # the same ids whatever the order of the loaded samples
+    assert {s.id for s in task.subset(samples[::-1], 3)} == {s.id for s in task.subset(samples, 3)}
 
 
 def test_match_answers_by_question_id_and_prompt(tmp_path: Path) -> None:

@@ -236,6 +236,26 @@ def test_two_runs_hand_worked(samples: list[Sample], task: MMVetTask) -> None:
     assert result.headline == ["total"]
 
 
+def test_statistics_recompute_the_mean_over_runs_and_resample_items_with_their_runs(
+    samples: list[Sample], task: MMVetTask
+) -> None:
+    from harness.bootstrap import bootstrap
+    from harness.results import sample_records
+    from harness.uncertainty import add_intervals
+
+    responses = predictions()
+    result = task.score(samples, responses, {**LLAVA, "judge_runs": 2}, replay_items())
+    records = sample_records(task.name, samples, result, responses)
+    intervals = bootstrap(task.statistics(records))
+    for name in ("total", "ocr", "math", "rec"):
+        assert intervals[name].value == pytest.approx(result.metrics[name].value), name
+    assert intervals["total"].n_clusters == len(samples)  # one cluster per item (image), both runs inside it
+    add_intervals(task, result, records)
+    total = result.metrics["total"]
+    assert total.stderr and total.ci_low <= total.value <= total.ci_high
+    assert total.method.startswith("cluster bootstrap") and "mean over runs" in total.method
+
+
 def test_runs_are_graded_one_after_the_other(samples: list[Sample], task: MMVetTask) -> None:
     judge = replay_items()
     task.score(samples, predictions(), {**LLAVA, "judge_runs": 2}, judge)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
@@ -35,7 +36,7 @@ from tasks.common.requests import (
     setting_choice,
     with_image,
 )
-from tasks.gqa.scorer import score_gqa, score_gqa_lmms_eval, steps_number, words_number
+from tasks.gqa.scorer import estimands, score_gqa, score_gqa_lmms_eval, steps_number, words_number
 
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
 OFFICIAL_QUESTIONS = "gqa/data/testdev_balanced_questions.json"
@@ -93,6 +94,7 @@ class GQATask(Task):
         },
     }
     hf_dataset = "lmms-lab/GQA"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"metadata": ("imageId", "structural")}
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -164,6 +166,13 @@ class GQATask(Task):
         if setting_choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
             return score_gqa_lmms_eval(samples, responses, self.name, self.version, self.headline)
         return score_gqa(samples, responses, self.name, self.version, self.headline)
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
+
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the structural types (verify, query, choose, logical, compare) in proportion."""
+        return str(sample.metadata.get("structural", ""))
 
     def prepare(self, source: Path, root: Path) -> None:
         from tasks.gqa.prepare import prepare_root

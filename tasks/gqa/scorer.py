@@ -18,7 +18,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.stats import make_metric, mean_stderr
+from harness.bootstrap import Estimands
+from harness.records import Record, mean_of, meta, metadata_key, scored
+from harness.stats import ANALYTIC_CLUSTERED, make_metric, mean_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
 
@@ -74,7 +76,7 @@ def _percent(values: Sequence[float], clusters: Sequence[Hashable], description:
         return Metric(value=0.0, n=0, description=description)
     value = float(sum(values)) / len(values) * 100
     se = mean_stderr(values, clusters)
-    return make_metric(value, None if se is None else 100 * se, len(values), description)
+    return make_metric(value, None if se is None else 100 * se, len(values), description, method=ANALYTIC_CLUSTERED)
 
 
 def _rows_metric(rows: Sequence[_Row], description: str = "") -> Metric:
@@ -230,3 +232,21 @@ def score_gqa_lmms_eval(
         n_missing=answers.n_missing,
         notes=notes,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """accuracy, binary and open as means of per-question scores, resampling images (questions of one
+    image are not independent)."""
+    rows = scored(records)
+    image = metadata_key("imageId")
+    binary = [r for r in rows if meta(r, "structural") != "query"]
+    query = [r for r in rows if meta(r, "structural") == "query"]
+    return Estimands({
+        "accuracy": mean_of("accuracy", rows, image, "image"),
+        "binary": mean_of("binary", binary, image, "image"),
+        "open": mean_of("open", query, image, "image"),
+    })  # fmt: skip

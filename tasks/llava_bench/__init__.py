@@ -30,13 +30,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import DataFile, ImageRef, Request, Response, Sample, TaskResult
 from tasks.common.requests import make_request, setting_choice, with_image
-from tasks.llava_bench.scorer import CATEGORY_PREFIX, score_llava_bench
+from tasks.llava_bench.scorer import CATEGORY_PREFIX, estimands, score_llava_bench
 
 FOLDER = "llava-bench-in-the-wild"
 QUESTIONS = f"{FOLDER}/questions.jsonl"
@@ -122,6 +123,7 @@ class LlavaBenchTask(Task):
         },
     }
     hf_dataset = "lmms-lab/llava-bench-in-the-wild"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("tuples", "category", "image")}
 
     def __init__(self) -> None:
         # question_id of the answers line paired with each sample by the last match_answers call
@@ -194,6 +196,13 @@ class LlavaBenchTask(Task):
         result = score_llava_bench(samples, responses, (self.name, self.version, self.headline), settings, judge)
         result.notes.extend(pairing_notes(samples, responses, self._paired_ids))
         return result
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
+
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the categories (conv, detail, complex) in proportion."""
+        return str(sample.metadata.get("category") or "")
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """The k-th answers line answers the k-th question, whatever its ``question_id`` (the review script

@@ -32,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.bootstrap import ColumnSums, Estimand, Estimands, Totals, mean_of_defined, ratio
 from harness.errors import DataError, UsageError
 from harness.judge import Judge, judge_map
+from harness.records import Record, detail, meta
 from harness.stats import make_metric, mean_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.requests import setting_choice
@@ -407,3 +409,43 @@ def score_llava_bench(
         n_missing=sum(1 for s in samples if s.id not in responses),
         notes=_notes(runs, tables, reviewer, skipped),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _relative(group: str, runs: int) -> Callable[[Totals], np.ndarray]:
+    def combine(t: Totals) -> np.ndarray:
+        return mean_of_defined([100.0 * ratio(t[f"{group}:{j}:model"], t[f"{group}:{j}:ref"]) for j in range(runs)])
+
+    return combine
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """relative (all and per category) as the mean over review runs of 100 x model mean / reference mean,
+    recomputed without the summarizer's rounding; questions are resampled by image, all runs together."""
+    runs = max((len(detail(r, "tuples", [])) for r in records), default=0)
+    sums = ColumnSums()
+    names: dict[str, str] = {ALL: "relative"}
+    for r in records:
+        tuples = detail(r, "tuples")
+        if tuples is None:
+            continue
+        category = str(detail(r, "category", meta(r, "category", "")))
+        names.setdefault(category, f"relative_{category}")
+        cluster = detail(r, "image", meta(r, "image", r["id"]))
+        for j, pair in enumerate(tuples):
+            if pair is None:
+                continue
+            for group in (ALL, category):
+                sums.add(cluster, f"{group}:{j}:ref", float(pair[0]))
+                sums.add(cluster, f"{group}:{j}:model", float(pair[1]))
+    columns = sums.frozen()
+    out: dict[str, Estimand] = {}
+    for group, name in names.items():
+        cols = {key: col for key, col in columns.items() if key.rsplit(":", 2)[0] == group}
+        if cols:
+            what = "mean over runs of 100 x model / reference"
+            out[name] = Estimand(name, _relative(group, runs), cols, "image", what)
+    return Estimands(out)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import (
@@ -39,7 +40,7 @@ from harness.types import (
     TaskResult,
 )
 from tasks.common.requests import make_request, setting_choice
-from tasks.mmbench.scorer import score_circular
+from tasks.mmbench.scorer import estimands, score_circular
 from tasks.mmbench.tsv import (
     LEGACY_FILE,
     ROUND,
@@ -111,6 +112,8 @@ class MMBenchTask(Task):
     }
     hf_dataset = "lmms-lab/MMBench_EN"  # the English dev copy with the 4377 rows of mmbench_dev_20230712
     export_filename = "mmbench_dev_submission.xlsx"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("group",)}
+    limit_counts = "groups"
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -163,10 +166,16 @@ class MMBenchTask(Task):
             )
         return samples
 
-    def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
-        """The first ``limit`` rows, extended to every pass of the questions they belong to (file order)."""
-        groups = {s.metadata["group"] for s in samples[: max(0, limit)]}
-        return [s for s in samples if s.metadata["group"] in groups]
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the (L3) categories in proportion."""
+        return str(sample.metadata.get("category") or "")
+
+    def subset_group(self, sample: Sample) -> str:
+        """A question is kept with all its circular passes; ``--limit`` counts questions."""
+        return str(sample.metadata["group"])
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
 
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
         style = setting_choice(settings, "prompt", tuple(PROMPTS), "llava")

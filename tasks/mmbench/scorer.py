@@ -40,8 +40,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from harness.bootstrap import Estimands
 from harness.errors import HarnessError
 from harness.judge import Judge
+from harness.records import Record, detail, mean_of, scored
 from harness.stats import mean_metric
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.choice import API_FAILURE, NONE_LETTER, can_infer, lmms_can_infer
@@ -355,3 +357,22 @@ def _notes(
     if orphans:
         notes.append(f"{orphans} rows belong to no base row among the scored ones and were not scored")
     return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """circular and vanilla as means over questions; a question's record (its base row) carries the score
+    of its whole circular group, so resampling records resamples whole groups."""
+    bases = scored(records)
+
+    def group(r: Record) -> str:
+        return str(detail(r, "group", r["id"]))
+
+    vanilla = [{**r, "vanilla": 1.0 if r.get("correct") else 0.0} for r in bases]
+    return Estimands({
+        "circular": mean_of("circular", bases, group, "circular group"),
+        "vanilla": mean_of("vanilla", vanilla, group, "circular group", value="vanilla"),
+    })  # fmt: skip

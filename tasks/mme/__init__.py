@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError
 from harness.io import iter_jsonl, read_tsv, require_fields
 from harness.judge import Judge
@@ -37,7 +38,7 @@ from tasks.common.requests import (
     setting_choice,
     with_image,
 )
-from tasks.mme.scorer import ALL_SUBTASKS, score_directory, score_samples, score_samples_lmms_eval
+from tasks.mme.scorer import ALL_SUBTASKS, estimands, score_directory, score_samples, score_samples_lmms_eval
 
 LLAVA_QUESTIONS = "MME/llava_mme.jsonl"
 GT_DIR = "MME/eval_tool/Your_Results"
@@ -111,6 +112,10 @@ class MMETask(Task):
         },
     }
     hf_dataset = "lmms-lab/MME"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {
+        "detail": ("subtask", "pair"),
+        "metadata": ("category", "question_id"),
+    }
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -172,13 +177,16 @@ class MMETask(Task):
             occurrences[qid] += 1
         return samples
 
-    def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
-        """The first ``limit`` samples, extended so that an image's questions stay together."""
-        qids = [s.metadata["question_id"] for s in samples]
-        end = max(0, min(limit, len(samples)))
-        while 0 < end < len(samples) and qids[end] == qids[end - 1]:
-            end += 1
-        return samples[:end]
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the 14 subtasks in proportion."""
+        return str(sample.metadata["category"])
+
+    def subset_group(self, sample: Sample) -> str:
+        """An image's two questions are kept together (calculation.py pairs them)."""
+        return str(sample.metadata["question_id"])
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """Join answers by (question_id, prompt); without a prompt, by occurrence of the question_id."""

@@ -14,11 +14,15 @@ per subtask and sums the subtasks into perception and cognition (the only two me
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from harness.bootstrap import ColumnSums, Estimand, Estimands, Totals, ratio
 from harness.errors import DataError
+from harness.records import Record, detail, meta, scored
 from harness.stats import make_metric, mean_stderr, sum_of_means_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import answered_only, collect_answers
@@ -109,6 +113,17 @@ def _scaled(value: float, values: Sequence[float], clusters: Sequence[int] | Non
     return make_metric(value, None if se is None else 100 * se, n, desc)
 
 
+def mark_pairs(lines_by_subtask: Mapping[str, Sequence[ToolLine]], samples: Sequence[SampleScore]) -> None:
+    """Record in each sample's detail the pair calculation.py puts it in: subtask / image of the pair's first line."""
+    by_id = {s.sample_id: s for s in samples}
+    for sub, lines in lines_by_subtask.items():
+        for start in range(0, len(lines), 2):
+            key = f"{sub}/{lines[start].image}"
+            for line in lines[start : start + 2]:
+                if line.sample_id in by_id:
+                    by_id[line.sample_id].detail["pair"] = key
+
+
 def _check_pairs(lines: Sequence[ToolLine], where: str) -> None:
     if not lines:
         raise DataError(f"{where}: no lines; calculation.py cannot score an empty subtask")
@@ -128,6 +143,7 @@ def build_result(
 ) -> TaskResult:
     """Subtask scores, perception / cognition / total sums and breakdowns from the tool's lines."""
     name, version, headline = header
+    mark_pairs(lines_by_subtask, samples)
     stats = {sub: subtask_stats(lines_by_subtask[sub]) for sub in ALL_SUBTASKS if sub in lines_by_subtask}
     by_subtask: dict[str, Metric] = {}
     acc: dict[str, Metric] = {}
@@ -305,7 +321,7 @@ def score_samples_lmms_eval(
                 score=1.0 if correct else 0.0,
                 correct=correct,
                 parse_failed=label == "other",
-                detail={"gt": gt, "subtask": subtask},
+                detail={"gt": gt, "subtask": subtask, "pair": sample.metadata["question_id"]},
             )
         )
     by_subtask: dict[str, Metric] = {}
@@ -338,3 +354,52 @@ def score_samples_lmms_eval(
         n_missing=answers.n_missing,
         notes=notes,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _group_score(subtasks: Sequence[str]) -> Callable[[Totals], np.ndarray]:
+    """Sum over subtasks of 100 * (acc + acc+) from the column totals."""
+
+    def combine(t: Totals) -> np.ndarray:
+        total = np.zeros_like(t[f"{subtasks[0]}:lines"])
+        for sub in subtasks:
+            acc = ratio(t[f"{sub}:correct"], t[f"{sub}:lines"])
+            acc_plus = ratio(t[f"{sub}:both"], t[f"{sub}:pairs"])
+            total = total + 100 * acc + 100 * acc_plus
+        return total
+
+    return combine
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """perception, cognition and total, recomputed as sums of subtask scores; image pairs are resampled
+    within each subtask (a stratified bootstrap: every resample keeps each subtask's number of pairs)."""
+    pairs: dict[str, list[float]] = {}
+    subtask_of: dict[str, str] = {}
+    for r in scored(records):
+        sub = str(detail(r, "subtask", meta(r, "category", "")))
+        key = f"{sub}|{detail(r, 'pair', meta(r, 'question_id', r['id']))}"
+        pairs.setdefault(key, []).append(float(r["score"]))
+        subtask_of[key] = sub
+    sums = ColumnSums()
+    for key, values in pairs.items():
+        sub = subtask_of[key]
+        sums.add(key, f"{sub}:correct", sum(values))
+        sums.add(key, f"{sub}:lines", len(values))
+        sums.add(key, f"{sub}:both", 1.0 if len(values) == 2 and all(v == 1.0 for v in values) else 0.0)
+        sums.add(key, f"{sub}:pairs", 1.0)
+    columns = sums.frozen()
+    present = set(subtask_of.values())
+    out: dict[str, Estimand] = {}
+    for group, members in (*GROUPS.items(), ("total", ALL_SUBTASKS)):
+        subs = [sub for sub in members if sub in present]
+        if not subs:
+            continue
+        keys = {k for k, sub in subtask_of.items() if sub in subs}
+        cols = {name: {k: v for k, v in col.items() if k in keys} for name, col in columns.items()
+                if name.split(":")[0] in subs}  # fmt: skip
+        out[group] = Estimand(group, _group_score(subs), cols, "image pair", "sum of subtask scores 100*(acc+acc+)")
+    return Estimands(out, strata=subtask_of, stratum_name="subtask")

@@ -31,13 +31,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError, UsageError
 from harness.io import read_json, require_fields
 from harness.judge import Judge
 from harness.task import Task
 from harness.types import DataFile, ImageRef, Request, Response, Sample, TaskResult
 from tasks.common.requests import make_request, setting_choice, with_image
-from tasks.mmvet.scorer import PROMPT_SOURCE, score_mmvet
+from tasks.mmvet.scorer import PROMPT_SOURCE, cap_set_name, estimands, score_mmvet
 
 QUESTIONS = "mm-vet/mm-vet.json"
 JUDGE_PROMPT = "mm-vet/mmvet_judge_prompt.txt"
@@ -121,6 +122,10 @@ class MMVetTask(Task):
         },
     }
     hf_dataset = "lmms-lab/MMVet"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {
+        "detail": ("scores", "capability"),
+        "metadata": ("imagename",),
+    }
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -158,6 +163,13 @@ class MMVetTask(Task):
         judge: Judge | None = None,
     ) -> TaskResult:
         return score_mmvet(samples, responses, (self.name, self.version, self.headline), settings, judge)
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
+
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the capability sets in proportion."""
+        return cap_set_name(sample.metadata["capability"])
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """LLaVA answers: ``question_id`` n (or "v1_n") answers sample "v1_n"; a later line wins."""

@@ -36,8 +36,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
+
+from harness.bootstrap import ColumnSums, Estimand, Estimands, Totals, mean_of_defined, ratio
 from harness.errors import DataError, UsageError
 from harness.judge import Judge, JudgeReply, judge_map
+from harness.records import Record, detail, meta
 from harness.stats import make_metric, mean_stderr
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.requests import setting_choice
@@ -528,3 +532,43 @@ def score_mmvet(
         n_missing=n_missing,
         notes=_notes(graded, grader, tables, n_missing, n_errors, len(samples)),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def _over_runs(group: str, runs: int) -> Callable[[Totals], np.ndarray]:
+    def combine(t: Totals) -> np.ndarray:
+        return mean_of_defined([100.0 * ratio(t[f"{group}:{j}:sum"], t[f"{group}:{j}:n"]) for j in range(runs)])
+
+    return combine
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """total and each capability as the mean over grading runs of 100 x the run's mean score; items are
+    resampled by image with all their runs together (a failed grading leaves the item out of that run)."""
+    runs = max((len(detail(r, "scores", [])) for r in records), default=0) or 1
+    sums = ColumnSums()
+    groups: list[str] = ["total"]
+    for r in records:
+        if r.get("score") is None and detail(r, "scores") is None:
+            continue
+        scores = detail(r, "scores")
+        per_run = [0.0] * runs if scores is None else list(scores)  # unanswered: 0.0 in every run
+        caps = [str(c) for c in detail(r, "capability", [])]
+        groups.extend(c for c in caps if c not in groups)
+        cluster = meta(r, "imagename", r["id"])
+        for j, value in enumerate(per_run):
+            if value is None:
+                continue
+            for group in ("total", *caps):
+                sums.add(cluster, f"{group}:{j}:sum", float(value))
+                sums.add(cluster, f"{group}:{j}:n", 1.0)
+    columns = sums.frozen()
+    out: dict[str, Estimand] = {}
+    for group in groups:
+        cols = {name: col for name, col in columns.items() if name.split(":")[0] == group}
+        if cols:
+            out[group] = Estimand(group, _over_runs(group, runs), cols, "image", "mean over runs of 100 x mean score")
+    return Estimands(out)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError, HarnessError
 from harness.io import read_json
 from harness.judge import Judge
@@ -41,7 +42,7 @@ from harness.types import (
     TaskResult,
 )
 from tasks.common.requests import LLAVA_EVAL_ZIP, make_request, setting_choice
-from tasks.scienceqa.scorer import OPTIONS, score_lmms_eval, score_official
+from tasks.scienceqa.scorer import OPTIONS, estimands, score_lmms_eval, score_official
 
 LLAVA_QUESTIONS = "scienceqa/llava_test_CQM-A.json"
 PROBLEMS = "scienceqa/problems.json"
@@ -107,6 +108,7 @@ class ScienceQATask(Task):
         "lmms-eval": {"prompt": "lmms-eval", "scorer": "lmms-eval", "max_new_tokens": 16},
     }
     hf_dataset = "lmms-lab/ScienceQA"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("is_multimodal",)}
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -201,6 +203,13 @@ class ScienceQATask(Task):
         if scorer == "lmms-eval":
             return score_lmms_eval(samples, responses, header)
         raise HarnessError(f"scienceqa: unknown scorer {scorer!r}; expected 'llava' or 'lmms-eval'")
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
+
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the subjects (natural, social, language science) in proportion."""
+        return str(sample.metadata.get("subject") or "")
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """eval_science_qa.py's reading: ``{question_id: line}``, a later line replacing an earlier one.

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from harness.bootstrap import Estimands
+from harness.records import Record, detail, mean_of, scored
 from harness.stats import mean_metric
 from harness.types import Response, Sample, SampleScore, TaskResult
 
@@ -191,3 +193,15 @@ def score_lmms_eval(samples: Sequence[Sample], responses: Mapping[str, Response]
         notes.append(f"{n_missing} of {len(values)} image problems have no answer; scored wrong")
     counts = {"samples": len(samples), "errors": n_errors, "missing": n_missing}
     return _result(header, metrics, per_sample, counts, notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """img_accuracy (the problems scored as multimodal) and accuracy (all scored problems): means of
+    independent problems."""
+    rows = scored(records)
+    images = [r for r in rows if detail(r, "is_multimodal", True)]
+    return Estimands({"img_accuracy": mean_of("img_accuracy", images), "accuracy": mean_of("accuracy", rows)})

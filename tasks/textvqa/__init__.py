@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
@@ -41,7 +42,7 @@ from harness.types import (
 )
 from tasks.common.requests import LLAVA_EVAL_ZIP, LLAVA_SUFFIX, make_request, setting_choice, with_image
 from tasks.common.vqa_eval import VQA_ANSWERS
-from tasks.textvqa.scorer import OCR_MARKER, ocr_tokens, recover_question, score_textvqa
+from tasks.textvqa.scorer import OCR_MARKER, estimands, ocr_tokens, recover_question, score_textvqa
 
 LLAVA_QUESTIONS = "textvqa/llava_textvqa_val_v051_ocr.jsonl"
 ANNOTATIONS = "textvqa/TextVQA_0.5.1_val.json"
@@ -102,6 +103,7 @@ class TextVQATask(Task):
         },
     }
     hf_dataset = "lmms-lab/textvqa"
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"metadata": ("image_id",)}
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -165,6 +167,9 @@ class TextVQATask(Task):
             )
             occurrences[qid] += 1
         return samples
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """Join answers by (question_id, question recovered from the prompt); without a prompt, by occurrence.

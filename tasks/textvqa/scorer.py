@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from harness.bootstrap import Estimands
+from harness.records import Record, mean_of, metadata_key, scored
 from harness.stats import mean_metric
 from harness.types import Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import answered_only, collect_answers
@@ -113,3 +115,9 @@ def score_textvqa(
         n_missing=n_missing,
         notes=notes,
     )
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """accuracy as a mean of per-question VQA scores, resampling images (several questions share one)."""
+    accuracy = mean_of("accuracy", scored(records), metadata_key("image_id"), "image", binary=False)
+    return Estimands({"accuracy": accuracy})

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.bootstrap import Estimands
 from harness.errors import DataError, UsageError
 from harness.io import iter_jsonl, read_json, require_fields
 from harness.judge import Judge
@@ -42,7 +43,7 @@ from harness.types import (
 )
 from tasks.common.requests import LLAVA_EVAL_ZIP, LLAVA_SUFFIX, make_request, with_image
 from tasks.common.vqa_eval import VQA_ANSWERS
-from tasks.vqav2.scorer import score_test_dev, score_val, write_submission
+from tasks.vqav2.scorer import estimands, score_test_dev, score_val, write_submission
 
 TEST_DEV_QUESTIONS = "vqav2/llava_vqav2_mscoco_test-dev2015.jsonl"
 TEST_QUESTIONS = "vqav2/llava_vqav2_mscoco_test2015.jsonl"
@@ -216,6 +217,7 @@ class VQAv2ValTask(Task):
     judged = False
     headline = ("overall",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: official questions/annotations, vqaEval.py scoring"}
+    record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"metadata": ("image_id", "answer_type")}
     default_settings: ClassVar[dict[str, dict[str, Any]]] = {
         "llava15": {
             "max_new_tokens": 128,
@@ -309,6 +311,13 @@ class VQAv2ValTask(Task):
     ) -> TaskResult:
         chosen = self.default_settings["llava15"] if settings is None else settings
         return score_val(samples, responses, chosen, self.name, self.version, self.headline)
+
+    def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
+        return estimands(records)
+
+    def subset_stratum(self, sample: Sample) -> str:
+        """``--limit`` subsets keep the answer types (yes/no, number, other) in proportion."""
+        return str(sample.metadata.get("answer_type") or "")
 
     def prepare(self, source: Path, root: Path) -> None:
         from tasks.vqav2.prepare import prepare_root

@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.bootstrap import Estimand, Estimands
 from harness.errors import UsageError
 from harness.io import iter_jsonl, require_fields
+from harness.records import Record, mean_of, meta, metadata_key, scored
 from harness.stats import mean_metric
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
@@ -119,6 +121,18 @@ def score_val(
         n_missing=answers.n_missing,
         notes=notes,
     )
+
+
+def estimands(records: Sequence[Record]) -> Estimands:
+    """overall and the three answer types as means of per-question VQA scores, resampling images."""
+    rows = scored(records)
+    image = metadata_key("image_id")
+    out: dict[str, Estimand] = {"overall": mean_of("overall", rows, image, "image", binary=False)}
+    for answer_type in ANSWER_TYPES:
+        members = [r for r in rows if meta(r, "answer_type") == answer_type]
+        if members:
+            out[answer_type] = mean_of(answer_type, members, image, "image", binary=False)
+    return Estimands(out)
 
 
 def lmms_eval_submission_answer(text: str) -> str:
