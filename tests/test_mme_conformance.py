@@ -69,3 +69,18 @@ def test_llava_7b_directory_mode_matches_printed_output() -> None:
     assert result is not None
     assert result.metrics["perception"].value == pytest.approx(1508.6726137691257, abs=1e-9)
     assert result.metrics["cognition"].value == pytest.approx(355.7142857142857, abs=1e-9)
+
+
+def test_folder_scores_take_the_dataset_ids_so_they_pair_with_answer_files(tmp_path: Path) -> None:
+    (tmp_path / "MME/eval_tool").mkdir(parents=True)
+    (tmp_path / "MME/llava_mme.jsonl").symlink_to(_need(MME / "llava_mme.jsonl"))
+    (tmp_path / "MME/eval_tool/Your_Results").symlink_to(_need(MME / "eval_tool/Your_Results"))
+    task = MMETask()
+    dataset_ids = {s.id for s in task.load(tmp_path)}
+    folder = task.score_path(_need(MME / "eval_tool/answers/llava-v1.5-7b"), tmp_path)
+    bare = task.score_path(MME / "eval_tool/answers/llava-v1.5-7b", None)
+    assert folder is not None and bare is not None
+    ids = [s.sample_id for s in folder.samples]
+    assert len(ids) == len(set(ids)) == 2350 and set(ids) <= dataset_ids
+    assert not {s.sample_id for s in bare.samples} & dataset_ids  # without the data root: line-number ids
+    assert folder.metrics["perception"].value == bare.metrics["perception"].value

@@ -243,7 +243,13 @@ class MMETask(Task):
         path = Path(path)
         if not path.is_dir():
             return None
-        return score_directory(path, (self.name, self.version, self.headline))
+        sample_ids = None
+        if data_root is not None and (Path(data_root) / LLAVA_QUESTIONS).is_file():
+            sample_ids = {
+                (s.metadata["category"], s.metadata["image_name"].rsplit(".", 1)[0], s.metadata["eval_question"]): s.id
+                for s in self.load(Path(data_root))
+            }
+        return score_directory(path, (self.name, self.version, self.headline), sample_ids)
 
     def prepare(self, source: Path, root: Path) -> None:
         from tasks.mme.prepare import prepare_root

@@ -244,8 +244,18 @@ def _read_text_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def score_directory(path: Path, header: tuple[str, str, Sequence[str]]) -> TaskResult:
-    """Score an eval-tool results folder (``<subtask>.txt`` with 4 columns) as calculation.py does."""
+# (subtask, image file stem, question as in the tool line) -> the dataset's sample id
+SampleIds = Mapping[tuple[str, str, str], str]
+
+
+def score_directory(
+    path: Path, header: tuple[str, str, Sequence[str]], sample_ids: SampleIds | None = None
+) -> TaskResult:
+    """Score an eval-tool results folder (``<subtask>.txt`` with 4 columns) as calculation.py does.
+
+    Lines get the dataset's sample ids where ``sample_ids`` knows them (so runs scored from a folder pair
+    with runs scored from answer files); other lines are ``<subtask>/<image>#<line number>``.
+    """
     missing = [f"{sub}.txt" for sub in ALL_SUBTASKS if not (path / f"{sub}.txt").is_file()]
     if missing:
         raise DataError(f"{path}: missing MME eval-tool result files: {', '.join(missing)}")
@@ -256,7 +266,11 @@ def score_directory(path: Path, header: tuple[str, str, Sequence[str]]) -> TaskR
         lines: list[ToolLine] = []
         for lineno, raw in enumerate(_read_text_lines(file), start=1):
             try:
-                line = parse_tool_line(raw, f"{sub}/{raw.split(chr(9))[0]}#{lineno}")
+                fields = raw.split("\t")
+                fallback = f"{sub}/{fields[0]}#{lineno}"
+                key = (sub, fields[0].rsplit(".", 1)[0], fields[1] if len(fields) > 1 else "")
+                known = (sample_ids or {}).get(key)
+                line = parse_tool_line(raw, known or fallback)
             except ValueError as exc:
                 raise DataError(f"{file}:{lineno}: {exc}") from exc
             lines.append(line)
