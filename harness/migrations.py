@@ -90,8 +90,15 @@ def _v2_training_step_branch_updated(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created)"))
 
 
+def _v3_big_parameter_counts(conn: Connection) -> None:
+    """``runs.n_parameters`` becomes 64-bit: a 3.1B model overflows PostgreSQL's 32-bit INTEGER.
+    SQLite's INTEGER already holds 64 bits, so only PostgreSQL changes."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE runs ALTER COLUMN n_parameters TYPE BIGINT"))
+
+
 # version -> the step that brings a store of version - 1 to it
-STEPS: dict[int, Step] = {2: _v2_training_step_branch_updated}
+STEPS: dict[int, Step] = {2: _v2_training_step_branch_updated, 3: _v3_big_parameter_counts}
 LATEST = max(STEPS)
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Connection,
     DateTime,
@@ -75,7 +76,7 @@ class RunRow(Base):
     is_demo_data: Mapped[bool] = mapped_column(Boolean, default=False)
     llm: Mapped[str] = mapped_column(String(64), default="")
     vision_tower: Mapped[str] = mapped_column(String(64), default="")
-    n_parameters: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n_parameters: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # 64-bit since schema 3
     protocol: Mapped[str] = mapped_column(String(64), default="")
     protocol_version: Mapped[str] = mapped_column(String(32), default="")
     data_root: Mapped[str] = mapped_column(Text, default="")

@@ -84,11 +84,15 @@ def scripted_run(root: Path, url: str, name: str, reply: Callable[[str], str], f
     from tests.replay_server import ReplayServer
 
     server = ReplayServer(replies=reply, model_id=name).start()
+    args = f"base_url={server.url},retries=0"
     if fail_first:
-        server.failures.append("500")  # the first request fails: an error sample
+        # The first request to arrive fails (an error sample). One call in flight makes that the first
+        # sample of the first batch every time; with several, whichever call won the race would fail.
+        server.failures.append("500")
+        args += ",concurrency=1"
     try:
         return run(RunOptions(
-            tasks=TASKS, model=f"openai:{name}", model_args=f"base_url={server.url},retries=0", limit=LIMIT,
+            tasks=TASKS, model=f"openai:{name}", model_args=args, limit=LIMIT,
             output_dir=str(root), store=url, show_progress=False, use_cache=False, batch_size=8,
         ))  # fmt: skip
     finally:

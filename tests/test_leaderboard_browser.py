@@ -97,8 +97,16 @@ def _metric(page, label: str):  # type: ignore[no-untyped-def]
     return page.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
 
 
+def _open_page(page, link: str, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Follow a navigation link and wait for the new page's title (the old page's widgets linger as stale)."""
+    page.get_by_role("link", name=link).click()
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+
+
 def _choose(page, label: str, text: str) -> None:  # type: ignore[no-untyped-def]
-    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    """Pick the option containing ``text`` in the select box whose label is exactly ``label``."""
+    label_el = page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True)
+    page.get_by_test_id("stSelectbox").filter(has=label_el).click()
     page.keyboard.type(text)
     page.get_by_role("option").filter(has_text=text).first.click()
 
@@ -137,7 +145,7 @@ def test_board_filter_compare_and_inert_names_in_chromium(board_server: str, boa
             expect(grid).not_to_contain_text("scripted-strong")
             page.screenshot(path=str(shots["filtered"]), full_page=True)
 
-            page.get_by_role("link", name="Compare").click()
+            _open_page(page, "Compare", "Compare two runs")
             _choose(page, "Run A (baseline)", "scripted-strong")
             _choose(page, "Run B", "scripted-weak")
             expect(_metric(page, "Significantly worse")).to_have_text("3")
@@ -145,7 +153,7 @@ def test_board_filter_compare_and_inert_names_in_chromium(board_server: str, boa
             expect(page.get_by_text("purple elephant").first).to_be_visible()
             page.screenshot(path=str(shots["compare"]), full_page=True)
 
-            page.get_by_role("link", name="Run details").click()
+            _open_page(page, "Run details", "Run details")
             _choose(page, "Run", "alert(1)")
             expect(page.get_by_text(SCRIPT_NAME, exact=True).first).to_be_visible()
             page.screenshot(path=str(shots["details"]), full_page=True)

@@ -18,10 +18,11 @@ from harness.types import Metric
 
 V1_DUMP = Path(__file__).parent / "data" / "store_v1.sql"
 V1_RUN = "20261126-130800-demo-5f8316"
+BIG_MODEL = 3_100_000_000  # parameters of TinyLLaVA-Phi-2-SigLIP-3.1B: more than 2**31 - 1
 
 
 def make_result(run_id: str, value: float, tasks: tuple[str, ...] = ("gqa",), model_path: str = "",
-                branch: str | None = None) -> RunResult:
+                branch: str | None = None, n_parameters: int | None = None) -> RunResult:
     records = {
         task: TaskRecord(
             task=task,
@@ -33,11 +34,14 @@ def make_result(run_id: str, value: float, tasks: tuple[str, ...] = ("gqa",), mo
         )
         for task in tasks
     }
+    model = None
+    if model_path:
+        model = ModelInfo(spec=f"tinyllava:{model_path}", name="m", path=model_path, n_parameters=n_parameters)
     return RunResult(
         run_id=run_id,
         created=utc_now(),
         spec=RunSpec(command="run", tasks=list(tasks)),
-        model=ModelInfo(spec=f"tinyllava:{model_path}", name="m", path=model_path) if model_path else None,
+        model=model,
         data=DataInfo(root="/data"),
         git=GitInfo(branch=branch),
         environment=Environment(python="3", platform="x", packages={}),
@@ -102,7 +106,7 @@ def test_sqlite_store_of_schema_1_upgrades_in_place(tmp_path: Path) -> None:
     db = tmp_path / "harness.db"
     _load_v1_sqlite(db)
     url = f"sqlite:///{db}"
-    with pytest.raises(StoreError, match=r"schema version 1; this harness reads 2: upgrade it in place"):
+    with pytest.raises(StoreError, match=rf"schema version 1; this harness reads {LATEST}: upgrade it in place"):
         ResultsStore(url, readonly=True)
     store = ResultsStore(url)
     assert store.schema_version() == LATEST
@@ -122,9 +126,12 @@ def test_sqlite_store_of_schema_1_upgrades_in_place(tmp_path: Path) -> None:
 
 
 def _downgrade_to_v1(url: str) -> None:
-    """What a store written by schema version 1 looks like: no v2 columns or index, version 1."""
+    """What a store written by schema version 1 looks like: no v2 columns or index, a 32-bit
+    ``n_parameters`` (PostgreSQL's INTEGER; SQLite's is always 64-bit), version 1."""
     engine = create_engine(engine_url(url))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE runs ALTER COLUMN n_parameters TYPE INTEGER"))
         conn.execute(text("DROP INDEX ix_runs_created"))
         for column in ("step", "training_run", "git_branch", "updated"):
             conn.execute(text(f"ALTER TABLE runs DROP COLUMN {column}"))
@@ -147,6 +154,18 @@ def test_schema_1_upgrades_on_every_dialect(store_url: str, tmp_path: Path) -> N
     assert store.schema_version() == LATEST
     assert a is not None and a.step == 1200 and a.git_branch == "main" and a.updated is not None
     assert a.training_run == "" and b is not None and b.step == 1500 and b.training_run == "/out"
+    store.record(make_result("c", 7.0, model_path="/ckpt/phi-3b", n_parameters=BIG_MODEL), tmp_path / "c")
+    c = store.run_row("c")
+    assert c is not None and c.n_parameters == BIG_MODEL
+    store.close()
+
+
+def test_parameter_counts_past_32_bits_are_kept(store_url: str, tmp_path: Path) -> None:
+    """TinyLLaVA-3.1B has more parameters than a 32-bit integer holds (PostgreSQL's INTEGER overflowed)."""
+    store = ResultsStore(store_url)
+    store.record(make_result("big", 60.0, model_path="/ckpt/tinyllava-3.1b", n_parameters=BIG_MODEL), tmp_path / "b")
+    row = store.run_row("big")
+    assert row is not None and row.n_parameters == BIG_MODEL
     store.close()
 
 
@@ -157,7 +176,7 @@ def test_a_newer_store_is_refused(store_url: str) -> None:
         conn.execute(text("UPDATE harness_meta SET value = '99' WHERE key = 'schema_version'"))
     engine.dispose()
     for readonly in (False, True):
-        with pytest.raises(StoreError, match=r"schema version 99, newer than this harness's 2"):
+        with pytest.raises(StoreError, match=rf"schema version 99, newer than this harness's {LATEST}"):
             ResultsStore(store_url, readonly=readonly)
 
 
