@@ -127,7 +127,7 @@ def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, sourc
 
     out.mkdir(parents=True, exist_ok=True)
     model, config = loaded.model, loaded.model.config
-    _save_weights(out, checkpoint_state(model))
+    save_weights(out, checkpoint_state(model))
     config.save_pretrained(out)
     _update_json(out / "config.json", {
         "conv_mode": template.name,
@@ -158,7 +158,7 @@ def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, sourc
                   metadata={"format": "pt"})
 
 
-def _save_weights(out: Path, state: Tensors) -> None:
+def save_weights(out: Path, state: Tensors) -> None:
     """``model.safetensors``, or shards of at most 5 GiB with ``model.safetensors.index.json``."""
     from safetensors.torch import save_file
 

@@ -91,10 +91,8 @@ def test_plain_trains_the_caption_only() -> None:
 
 def test_text_only_sample_has_no_image_tokens() -> None:
     turns = [{"from": "human", "value": "q1"}, {"from": "gpt", "value": "a1"}]
-    expected = ids_and_labels(
-        [("<s>", False), ("SYS", False), ("USER:", False), ("q1", False), ("ASSISTANT:", False), ("a1", True),
-         ("</s>", True)]  # fmt: skip
-    )
+    pieces = [("<s>", False), ("SYS", False), ("USER:", False), ("q1", False), ("ASSISTANT:", False)]
+    expected = ids_and_labels([*pieces, ("a1", True), ("</s>", True)])
     assert encode("v1", "<s>", turns, has_image=False) == expected
 
 
@@ -165,3 +163,14 @@ def test_byte_level_tokenizer_trains_exactly_the_answer_text() -> None:
 
     prompt = get_template("v1").render("<image>\nWhat colour is the circle?")
     assert ids[:prompt_end] == tokenizer_image_token(prompt, tokenizer, image_id, 4)
+
+
+def test_a_lone_space_token_before_the_answer_is_trained() -> None:
+    """The inference prompt ends at ``ASSISTANT:``; when the space is a token of its own, it must be learnt too."""
+    from model_adapters.demo_model import demo_corpus, train_tokenizer
+
+    tokenizer = train_tokenizer(demo_corpus())
+    assert tokenizer.tokenize(" xylophone")[0] == "Ġ"  # a word the BPE never saw: the space stands alone
+    rendered = render("v1", [("<image>\nWhat is it?", "xylophone")], has_image=True)
+    _, labels = tokenize(rendered, tokenizer, tokenizer.convert_tokens_to_ids("<image>"), 4)
+    assert tokenizer.decode([t for t in labels if t != M]) == " xylophone</s>"

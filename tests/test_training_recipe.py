@@ -87,7 +87,7 @@ def test_bad_overrides_give_one_line_errors(words: list[str], message: str, data
 def test_required_fields_and_missing_files(data: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="data_path is required"):
         load_recipe("finetune", {"output_dir": data["output_dir"]})
-    with pytest.raises(RecipeError, match="image_folder: .* does not exist"):
+    with pytest.raises(RecipeError, match=r"image_folder: .* does not exist"):
         load_recipe("finetune", {**data, "image_folder": str(tmp_path / "nowhere")})
     recipe = Recipe(init_from=None, llm=None, vision_tower="x", data_path=data["data_path"], output_dir="o",
                     deepspeed=None)  # fmt: skip
@@ -98,10 +98,10 @@ def test_required_fields_and_missing_files(data: dict[str, str], tmp_path: Path)
 def test_bad_yaml_file_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("learning_rate: [1, 2\n")
-    with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(RecipeError, match=r"bad\.yaml: not valid YAML"):
         load_recipe(str(bad))
     bad.write_text("warmup_steps: 3\n")
-    with pytest.raises(RecipeError, match="bad.yaml: unknown recipe field 'warmup_steps'"):
+    with pytest.raises(RecipeError, match=r"bad\.yaml: unknown recipe field 'warmup_steps'"):
         load_recipe(str(bad))
 
 

@@ -7,7 +7,9 @@ stop string is the language model's EOS. ``plain`` (pretraining) renders ``<imag
 Text is tokenised as at inference (``tokenizer_image_token``): split on ``<image>``, each chunk on its own with
 the tokenizer's default special tokens, a leading BOS kept once; the image token is repeated once per image
 feature. A token is trained when its characters overlap an assistant answer or the stop after it (found from
-the fast tokenizer's offsets), so the mask does not depend on per-tokenizer length arithmetic.
+the fast tokenizer's offsets), so the mask does not depend on per-tokenizer length arithmetic. The space
+after ``ASSISTANT:`` counts as part of the answer: the inference prompt ends at the colon, so the model must
+learn to produce it, also when a small vocabulary has it as a token of its own.
 """
 
 from __future__ import annotations
@@ -79,9 +81,9 @@ def render(template: str, pairs: Sequence[tuple[str, str]], has_image: bool, sys
     text = f"{chat.system if system is None else system} "
     spans = []
     for question, answer in pairs:
-        text += f"USER: {question} ASSISTANT: "
-        start = len(text)
-        text += answer + chat.stop
+        text += f"USER: {question} ASSISTANT:"
+        start = len(text)  # the space belongs to the answer: tokenizers attach it to the word after it
+        text += f" {answer}{chat.stop}"
         spans.append((start, len(text)))
     return Rendered(text, tuple(spans))
 

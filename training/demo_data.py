@@ -133,7 +133,9 @@ def _conversation(turns: list[Turn], image: bool) -> list[dict[str, str]]:
     return out
 
 
-def make_records(seed: int, n_scenes: int, image_dir: Path, min_turns: int = 2, max_turns: int = 5) -> list[dict[str, Any]]:
+def make_records(
+    seed: int, n_scenes: int, image_dir: Path, min_turns: int = 2, max_turns: int = 5
+) -> list[dict[str, Any]]:
     """Records for ``n_scenes`` train scenes (images written to ``image_dir``) plus a few text-only ones.
 
     Several questions share one image (a multi-turn conversation), which spreads the cost of the image

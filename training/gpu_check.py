@@ -50,27 +50,27 @@ def write_model_configs(work: Path, tiny: bool, texts: list[str]) -> tuple[Path,
 
 
 class Throughput:
-    """Step times and non-padding tokens per step (the collator counts them)."""
+    """Per optimizer step: seconds, and the sequence tokens (attention mask, image tokens included) the model saw."""
 
     def __init__(self) -> None:
         self.tokens: list[int] = []
         self.seconds: list[float] = []
+        self.pending = 0  # tokens of the micro-batches since the last step
+
+    def count(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        """A forward pre-hook on the Llava model (runs in the main process, unlike the collator)."""
+        mask = kwargs.get("attention_mask")
+        if mask is not None:
+            self.pending += int(mask.sum())
+
+    def end_step(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        self.tokens.append(self.pending)
+        self.pending = 0
 
     def tokens_per_second(self, skip: int = WARMUP_STEPS) -> float:
         seconds = sum(self.seconds[skip:])
-        return sum(self.tokens[skip : len(self.seconds)]) / seconds if seconds > 0 else 0.0
-
-
-def counting_collator(collator: Any, meter: Throughput, accumulation: int) -> Any:
-    def collate(items: Sequence[Any]) -> Any:
-        batch = collator(items)
-        tokens = int(batch["attention_mask"].sum())
-        if len(meter.tokens) < len(meter.seconds) + 1 or not meter.tokens:
-            meter.tokens.append(0)
-        meter.tokens[-1] += tokens
-        return batch
-
-    return collate
+        return sum(self.tokens[skip:]) / seconds if seconds > 0 else 0.0
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from training import demo_data
     from training.recipe import load_recipe
-    from training.train import make_trainer
+    from training.train import llava_of, make_trainer
 
     meter = Throughput()
 
@@ -97,7 +97,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         def on_step_end(self, *a: Any, **k: Any) -> None:
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            meter.seconds.append(time.perf_counter() - self.start)
+            meter.end_step(time.perf_counter() - self.start)
 
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
@@ -114,22 +114,25 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "group_by_modality_length": False, "learning_rate": 2e-5,
         })  # fmt: skip
         trainer, _, recorder = make_trainer(recipe, callbacks=[StepTimer()])
-        trainer.data_collator = counting_collator(trainer.data_collator, meter, 1)
+        llava_of(trainer.model).register_forward_pre_hook(meter.count, with_kwargs=True)
         if gpu:
             torch.cuda.reset_peak_memory_stats()
         trainer.train()
         model = trainer.accelerator.unwrap_model(trainer.model)
+        attention = model.config.text_config._attn_implementation
         report = {
             "device": torch.cuda.get_device_name(0) if gpu else "cpu",
             "shape": "toy" if args.tiny else "TinyLlama-1.1B + SigLIP-so400m-384 (random init)",
             "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
             "deepspeed": args.deepspeed,
             "precision": recipe.precision,
-            "attention": model.config.text_config._attn_implementation,
+            "attention": attention,
+            "flash_attention_used": attention == "flash_attention_2",
             "flash_attn_importable": importlib.util.find_spec("flash_attn") is not None,
             "steps": trainer.state.global_step,
             "tokens_per_second": round(meter.tokens_per_second(), 1),
             "peak_memory_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if gpu else None,
+            "peak_reserved_GiB": round(torch.cuda.max_memory_reserved() / 2**30, 2) if gpu else None,
             "loss_first_last": [recorder.losses[0][1], recorder.losses[-1][1]] if recorder.losses else None,
         }
     for key, value in report.items():

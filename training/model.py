@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from model_adapters.formats.runtime import llava_parts
 from training.conversation import IMAGE_PLACEHOLDER
 
 WEIGHT_FILES = (
@@ -156,6 +157,8 @@ def assemble(
     """A Llava model made of ``llm``'s text model and head, ``tower`` and a fresh mlp2x_gelu connector.
 
     The parts are moved in, not copied; ``<image>`` is added to ``tokenizer`` and the embeddings resized.
+    Both module layouts of transformers' Llava are handled: ``model.{language_model,vision_tower,
+    multi_modal_projector}`` + ``lm_head`` (4.52 on) and the causal LM itself as ``language_model`` (before).
     """
     from transformers import LlavaConfig, LlavaForConditionalGeneration
     from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
@@ -174,13 +177,20 @@ def assemble(
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(config)
     model.config.image_seq_length = image_token_count(config)
-    model.model.language_model = llm.get_decoder()
-    model.lm_head = llm.get_output_embeddings()
-    model.model.vision_tower = tower
     dtype = next(llm.parameters()).dtype
     if not dtype.is_floating_point:  # a quantized LLM: the connector follows the tower
         dtype = next(tower.parameters()).dtype
-    model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(dtype)
+    projector = LlavaMultiModalProjector(config).to(dtype)
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "language_model"):  # transformers >= 4.52
+        inner.language_model = llm.get_decoder()
+        model.lm_head = llm.get_output_embeddings()
+        owner = inner
+    else:
+        model.language_model = llm
+        owner = model
+    owner.vision_tower = tower
+    owner.multi_modal_projector = projector
     model.config.pad_token_id = tokenizer.pad_token_id
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
@@ -207,8 +217,7 @@ def load_projector(model: Any, path: str) -> None:
         if "mm_projector." in key:
             index, rest = key.split("mm_projector.", 1)[1].split(".", 1)
             state[f"{names[index]}.{rest}"] = value
-    projector = model.model.multi_modal_projector
-    projector.load_state_dict(state)
+    llava_parts(model).projector.load_state_dict(state)
 
 
 def vision_layer_of(name: str) -> int | None:
@@ -222,27 +231,37 @@ def vision_layer_of(name: str) -> int | None:
 def set_trainable(model: Any, llm: str, vision: str, connector: str, vision_from_layer: int = 0) -> None:
     """Freeze and unfreeze the parts: ``llm`` full|frozen|lora, ``vision`` full|frozen|partial (encoder layers
     from ``vision_from_layer`` on, as TinyLLaVA Factory), ``connector`` full|frozen. LoRA layers come later."""
-    inner = model.model
-    inner.language_model.requires_grad_(llm == "full")
-    model.lm_head.requires_grad_(llm == "full")
-    inner.multi_modal_projector.requires_grad_(connector == "full")
-    inner.vision_tower.requires_grad_(vision == "full")
+    parts = llava_parts(model)
+    parts.text.requires_grad_(llm == "full")
+    parts.head.requires_grad_(llm == "full")
+    parts.projector.requires_grad_(connector == "full")
+    parts.vision.requires_grad_(vision == "full")
     if vision == "partial":
-        for name, param in inner.vision_tower.named_parameters():
+        for name, param in parts.vision.named_parameters():
             layer = vision_layer_of(name)
             param.requires_grad_(layer is not None and layer >= vision_from_layer)
+
+
+def module_name(model: Any, module: torch.nn.Module) -> str:
+    """The dotted name of ``module`` inside ``model``."""
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name
+    raise ValueError(f"{type(module).__name__} is not a submodule of {type(model).__name__}")
 
 
 def llm_linear_names(model: Any, leaves: Iterable[str] | None = None) -> list[str]:
     """Full dotted names of the language model's Linear layers (as TinyLLaVA Factory targets LoRA), optionally
     only those whose last name part is in ``leaves``; the LM head is never one."""
     wanted = set(leaves) if leaves is not None else None
+    text = llava_parts(model).text
+    prefix = module_name(model, text)
     names = []
-    for name, module in model.named_modules():
-        if not name.startswith("model.language_model.") or not isinstance(module, torch.nn.Linear):
+    for name, module in text.named_modules():
+        if not isinstance(module, torch.nn.Linear):
             continue
         if wanted is None or name.rsplit(".", 1)[-1] in wanted:
-            names.append(name)
+            names.append(f"{prefix}.{name}")
     return names
 
 
@@ -256,13 +275,13 @@ def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: list[str] 
     names = llm_linear_names(model, targets)
     if not names:
         raise ValueError(f"no Linear layer of the language model matches lora_targets {targets}")
-    keep = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("model.language_model.")]
+    text = {id(p) for p in llava_parts(model).text.parameters()}
+    keep = [p for p in model.parameters() if p.requires_grad and id(p) not in text]
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none",
                         task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, config)
-    params = dict(peft_model.get_base_model().named_parameters())
-    for name in keep:
-        params[name].requires_grad_(True)
+    for param in keep:
+        param.requires_grad_(True)
     return peft_model
 
 

@@ -1,9 +1,11 @@
 """Writing checkpoints: an HF Llava directory that the ``tinyllava`` adapter, plain transformers
 (``LlavaForConditionalGeneration`` + ``AutoProcessor``) and lmms-eval's ``llava_hf`` load.
 
-The directory holds the weights, ``config.json`` with ``conv_mode`` / ``image_aspect_ratio`` and a
-``tinyllava_training`` record (stage, step), the tokenizer with ``<image>``, the image processor and a
-``LlavaProcessor`` with the LLaVA chat template. Extras:
+The directory holds the weights under the HF Llava names of transformers 4.36+ (``language_model.model.*``,
+``language_model.lm_head.weight``, ``vision_tower.vision_model.*``, ``multi_modal_projector.*``), which every
+transformers release since loads whatever its in-memory module layout; ``config.json`` with ``conv_mode`` /
+``image_aspect_ratio`` and a ``tinyllava_training`` record (stage, step); the tokenizer with ``<image>``, the
+image processor and a ``LlavaProcessor`` with the LLaVA chat template. Extras:
 
 - connector-only stages also write LLaVA's small ``mm_projector.bin`` (``model.mm_projector.{0,2}.*``);
 - LoRA runs write the merged model at the top and the adapter (+ the other trainable tensors, for resuming)
@@ -13,6 +15,7 @@ The directory holds the weights, ``config.json`` with ``conv_mode`` / ``image_as
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,13 +23,81 @@ from typing import Any
 
 import torch
 
-from model_adapters.formats.runtime import LM_HEAD_BIAS_FILE, LM_HEAD_BIAS_KEY
+from model_adapters.formats.runtime import LM_HEAD_BIAS_FILE, LM_HEAD_BIAS_KEY, llava_parts
 
 PROJECTOR_FILE = "mm_projector.bin"
 LORA_DIR = "lora_adapter"
 NON_LORA_FILE = "non_lora_trainables.safetensors"
 RECIPE_FILE = "training_recipe.json"
 PEFT_PREFIX = "base_model.model."
+# Checkpoint names of the Llava parts (transformers 4.36+ on disk; older and newer releases both load them).
+TEXT, HEAD = "language_model.model.", "language_model.lm_head."
+VISION, PROJECTOR = "vision_tower.", "multi_modal_projector."
+HEAD_BIAS = HEAD + "bias"
+
+
+def _module_prefix(model: Any, module: torch.nn.Module) -> str:
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return f"{name}." if name else ""
+    raise ValueError(f"{type(module).__name__} is not part of {type(model).__name__}")
+
+
+def _part_prefixes(model: Any) -> list[tuple[str, str]]:
+    """(in-memory prefix, checkpoint prefix) of each Llava part of ``model``, whatever the module layout."""
+    parts = llava_parts(model)
+    pairs = [(parts.text, TEXT), (parts.head, HEAD), (parts.vision, VISION), (parts.projector, PROJECTOR)]
+    return [(_module_prefix(model, module), saved) for module, saved in pairs]
+
+
+def _vision_key(rest: str) -> str:
+    """Vision-tower names with ``vision_model.`` (transformers 5 keeps SigLIP/CLIP towers flat in memory)."""
+    return rest if rest.startswith("vision_model.") else f"vision_model.{rest}"
+
+
+def _saved_name(prefixes: list[tuple[str, str]], tied: bool, key: str) -> str | None:
+    """The checkpoint name of the in-memory tensor ``key`` (None for a tied LM head, which is not saved)."""
+    match = next(((memory, saved) for memory, saved in prefixes if key.startswith(memory)), None)
+    if match is None:
+        raise KeyError(f"{key} belongs to no part of the Llava model")
+    memory, saved = match
+    rest = key[len(memory) :]
+    if saved == HEAD and tied and rest == "weight":
+        return None
+    return saved + (_vision_key(rest) if saved == VISION else rest)
+
+
+def _is_tied(model: Any) -> bool:
+    return bool(getattr(model.config.text_config, "tie_word_embeddings", False))
+
+
+def checkpoint_names(model: Any, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (in-memory names of the Llava ``model``) under the checkpoint names."""
+    prefixes, tied = _part_prefixes(model), _is_tied(model)
+    named = ((_saved_name(prefixes, tied, key), value) for key, value in state.items())
+    return {name: value for name, value in named if name is not None}
+
+
+def load_saved_weights(model: Any, folder: Path) -> None:
+    """Put the weights :func:`save_checkpoint` wrote in ``folder`` back into the Llava ``model`` (resuming);
+    the saved tensors and the model's must match one to one."""
+    from safetensors.torch import load_file
+
+    from model_adapters.formats.tensors import read_weights
+
+    prefixes, tied = _part_prefixes(model), _is_tied(model)
+    wanted = {}
+    for key in model.state_dict():
+        name = _saved_name(prefixes, tied, key)
+        if name is not None:
+            wanted[name] = key
+    saved = dict(read_weights(folder))
+    if (folder / LM_HEAD_BIAS_FILE).is_file():
+        saved[HEAD_BIAS] = load_file(str(folder / LM_HEAD_BIAS_FILE))[LM_HEAD_BIAS_KEY]
+    missing, unexpected = sorted(set(wanted) - set(saved)), sorted(set(saved) - set(wanted))
+    if missing or unexpected:
+        raise ValueError(f"{folder} does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.load_state_dict({wanted[name]: tensor for name, tensor in saved.items()}, strict=False)
 
 
 def projector_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -99,12 +170,13 @@ def save_checkpoint(
     if _is_peft(model):
         _save_lora_parts(model, state, out / LORA_DIR)
         state = merge_lora_state(state, lora_scaling(model))
-    bias = state.pop(LM_HEAD_BIAS_KEY, None)
+    named = checkpoint_names(base, state)
+    bias = named.pop(HEAD_BIAS, None)
     if bias is not None:
         from safetensors.torch import save_file
 
         save_file({LM_HEAD_BIAS_KEY: bias.float().contiguous().cpu()}, str(out / LM_HEAD_BIAS_FILE))
-    base.save_pretrained(out, state_dict=state)
+    write_weights(base, named, out)
     if connector_only:
         torch.save(projector_state(state), out / PROJECTOR_FILE)
     tokenizer.save_pretrained(out)
@@ -117,6 +189,29 @@ def save_checkpoint(
     if recipe is not None:
         (out / RECIPE_FILE).write_text(json.dumps(dict(recipe), indent=2, sort_keys=True, default=str) + "\n")
     return out
+
+
+def write_weights(model: Any, named: Mapping[str, torch.Tensor], out: Path) -> None:
+    """Weights (checkpoint names; sharded when large), ``config.json`` and the generation config of ``model``."""
+    from model_adapters.convert import save_weights
+
+    save_weights(out, {k: v.detach().cpu() for k, v in named.items()})
+    config = copy.deepcopy(model.config)
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(out)
+    floats = [v.dtype for v in named.values() if v.is_floating_point()]
+    if floats:
+        set_config_dtype(out, floats[0])
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(out)
+
+
+def set_config_dtype(folder: Path, dtype: torch.dtype) -> None:
+    """Record the weights' dtype in ``config.json`` (``dtype`` from transformers 4.56 on, ``torch_dtype`` before)."""
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    key = "torch_dtype" if "torch_dtype" in data and "dtype" not in data else "dtype"
+    _update_config_file(path, {key: str(dtype).removeprefix("torch.")})
 
 
 def _save_lora_parts(model: Any, state: Mapping[str, torch.Tensor], folder: Path) -> None:

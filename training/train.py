@@ -22,6 +22,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from model_adapters.formats.runtime import llava_parts
 from training.data import DataSettings, LlavaCollator, LlavaDataset, SkipLog, load_records
 from training.model import (
     add_lora,
@@ -38,18 +39,20 @@ from training.model import (
 )
 from training.recipe import Recipe, describe, world_size
 from training.sampler import ModalityLengthSampler
-from training.saving import LORA_DIR, load_lora_parts, save_checkpoint
+from training.saving import LORA_DIR, load_lora_parts, load_saved_weights, save_checkpoint
 
 SKIP_LOG = "skipped_samples.jsonl"
 
 
 @dataclass
 class ModelParts:
-    """A Llava model (or its PEFT wrapper) with the tokenizer and image processor that go with it."""
+    """A Llava model (or its PEFT wrapper) with the tokenizer and image processor that go with it;
+    ``prepared`` once :func:`prepare_model` has set what trains (and added LoRA)."""
 
     model: Any
     tokenizer: Any
     image_processor: Any
+    prepared: bool = False
 
 
 @dataclass
@@ -117,7 +120,9 @@ def build_model(recipe: Recipe) -> ModelParts:
 
 
 def prepare_model(parts: ModelParts, recipe: Recipe) -> ModelParts:
-    """Freeze/unfreeze per the recipe, wrap with LoRA, record the checkpoint settings in the config."""
+    """Freeze/unfreeze per the recipe and wrap with LoRA (once: prepared parts are returned as they are)."""
+    if parts.prepared:
+        return parts
     model = parts.model
     set_trainable(model, recipe.tune_llm, recipe.tune_vision, recipe.tune_connector, recipe.vision_tune_from_layer)
     if recipe.tune_llm == "lora":
@@ -130,7 +135,7 @@ def prepare_model(parts: ModelParts, recipe: Recipe) -> ModelParts:
     if trainable == 0:
         raise SystemExit("error: the recipe trains nothing (tune_llm, tune_vision and tune_connector all frozen)")
     print(f"model: {total / 1e6:.2f}M parameters, {trainable / 1e6:.3f}M trainable")
-    return ModelParts(model, parts.tokenizer, parts.image_processor)
+    return ModelParts(model, parts.tokenizer, parts.image_processor, prepared=True)
 
 
 def llava_of(model: Any) -> Any:
@@ -242,7 +247,7 @@ class LlavaTrainer(Trainer):
         """Tower + connector on one blank image, so a batch without images runs the same modules as the others."""
         llava = llava_of(self.accelerator.unwrap_model(model))
         vision = llava.config.vision_config
-        param = next(llava.model.multi_modal_projector.parameters())
+        param = next(llava_parts(llava).projector.parameters())
         blank = torch.zeros(1, 3, vision.image_size, vision.image_size, device=param.device, dtype=param.dtype)
         features = llava.model.get_image_features(
             pixel_values=blank,
@@ -273,11 +278,12 @@ class LlavaTrainer(Trainer):
         )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """Our checkpoints' weights (checkpoint names; LoRA adapters in a subfolder) back into the model."""
         target = model if model is not None else self.model
-        if hasattr(target, "peft_config"):  # our LoRA checkpoints keep the adapter in a subfolder
+        if hasattr(target, "peft_config"):
             load_lora_parts(target, Path(resume_from_checkpoint) / LORA_DIR)
-            return
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        else:
+            load_saved_weights(target, Path(resume_from_checkpoint))
 
 
 def ensure_process_group_env() -> None:
