@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from model_adapters.tinyllava import expand_to_square
 from training.conversation import IGNORE_INDEX, BadSample, encode_conversation, normalise_turns
 
 MESSAGES_PER_REASON = 5  # skip messages printed per reason and process; the rest only counted
@@ -87,19 +88,6 @@ class DataSettings:
     n_image_tokens: int
     image_folder: Path | None = None
     pad_to_square: bool = False
-
-
-def expand_to_square(image: Any, background: tuple[int, ...]) -> Any:
-    """LLaVA's ``expand2square``: the image centred on a square canvas of the background colour."""
-    from PIL import Image
-
-    width, height = image.size
-    if width == height:
-        return image
-    side = max(width, height)
-    canvas = Image.new(image.mode, (side, side), background)
-    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-    return canvas
 
 
 def sample_id(record: Mapping[str, Any], index: int) -> str:
