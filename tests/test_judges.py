@@ -169,6 +169,14 @@ def test_bad_judge_flags_name_themselves(options: dict[str, object], message: st
 # Through the CLI
 
 
+def random_demo_model() -> str:
+    """The untrained demo stand-in: its MMBench answers match no option, so passes go to the choice extractor
+    (the trained demo model answers with clean letters, which the judge never sees)."""
+    from model_adapters.demo_model import ensure_random_demo_checkpoint
+
+    return f"tinyllava:{ensure_random_demo_checkpoint()}"
+
+
 def harness(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
@@ -195,6 +203,7 @@ def test_mmbench_sends_the_choice_extractor_prompt_for_unmatched_passes(tmp_path
     opening = template[: template.index("{")]
     with replay_server(replies=[("Answer: six", "B")], default="I cannot tell") as server:
         args = ("run", "--tasks", "mmbench", "--limit", "4", "--output-dir", str(out), "--no-progress",
+                "--model", random_demo_model(),
                 "--judge", "openai:gpt-4-0613", "--judge-base-url", server.url)  # fmt: skip
         proc = harness(*args, env={"OPENAI_API_KEY": SECRET})
         assert proc.returncode == 0, proc.stderr
@@ -232,7 +241,7 @@ def test_mmbench_sends_the_choice_extractor_prompt_for_unmatched_passes(tmp_path
 def test_judge_demo_serves_the_demo_model_in_process(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = harness("run", "--tasks", "mmbench", "--limit", "2", "--output-dir", str(out), "--no-progress",
-                   "--judge", "demo")  # fmt: skip
+                   "--model", random_demo_model(), "--judge", "demo")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "DEMO JUDGE" in proc.stderr
     result = load_results(only_run_dir(out))

@@ -15,7 +15,12 @@ from safetensors.torch import load_file, save_file
 
 from harness.errors import HarnessError, UsageError
 from harness.types import GenerationSettings, ImageRef, Request
-from model_adapters.demo_model import build_demo_checkpoint, demo_prompts
+from model_adapters.demo_model import (
+    build_demo_checkpoint,
+    demo_prompts,
+    ensure_random_demo_checkpoint,
+    trained_demo_checkpoint,
+)
 from model_adapters.fingerprint import fingerprint
 from model_adapters.tinyllava import TinyLlavaAdapter
 from tests.tiny_checkpoints import make_tiny_llava
@@ -347,22 +352,37 @@ def test_fingerprint_tracks_content_and_settings(clip_adapter, clip_old: Path, t
 # The demo model
 
 
-def test_demo_checkpoint_is_deterministic_and_loads(tmp_path: Path, images) -> None:
+def test_random_demo_stand_in_is_deterministic_and_loads(tmp_path: Path, images) -> None:
     first = build_demo_checkpoint(tmp_path / "a")
     second = build_demo_checkpoint(tmp_path / "b")
     assert fingerprint(first, {}) == fingerprint(second, {})
 
-    demo = TinyLlavaAdapter.from_spec("demo", {}, "cpu", 0)
-    assert demo.info.is_demo and demo.info.name == "demo"
-    assert (demo.info.template, demo.settings.image_aspect_ratio) == ("v1", "pad")
-    assert demo.info.vision_tower == "siglip_vision_model"
-    assert demo.fingerprint == TinyLlavaAdapter.from_spec(str(first), {}, "cpu", 0).fingerprint
-    assert TinyLlavaAdapter.from_spec("demo", {}, "cpu", 0).path == demo.path  # built once, then reused
-
+    stand_in = ensure_random_demo_checkpoint()
+    assert stand_in == ensure_random_demo_checkpoint()  # built once, then reused
+    adapter = TinyLlavaAdapter.from_spec(str(stand_in), {}, "cpu", 0)
+    assert adapter.fingerprint == TinyLlavaAdapter.from_spec(str(first), {}, "cpu", 0).fingerprint
     requests = [
         Request("t", str(i), f"<image>\n{q}", (images[i % 8],), GenerationSettings(max_new_tokens=16))
         for i, q in enumerate(demo_prompts(16))
     ]
-    single = [answer(demo, [r])[0] for r in requests]
-    assert answer(demo, requests) == single
+    single = [answer(adapter, [r])[0] for r in requests]
+    assert answer(adapter, requests) == single
     assert all(text and len(text.split()) <= 3 for text in single)  # short demo-word answers
+
+
+def test_demo_spec_runs_the_packaged_trained_model(images) -> None:
+    trained = trained_demo_checkpoint()
+    if trained is None:
+        pytest.skip("no packaged demo checkpoint (python -m training demo builds it)")
+    demo = TinyLlavaAdapter.from_spec("demo", {}, "cpu", 0)
+    assert demo.info.is_demo and demo.info.name == "demo" and demo.path == trained
+    assert (demo.info.template, demo.settings.image_aspect_ratio) == ("v1", "pad")
+    assert demo.info.vision_tower == "siglip_vision_model"
+    prompts = [q for q in demo_prompts(12) if q.endswith(("phrase.", "yes or no."))]  # short-answer prompts
+    requests = [
+        Request("t", str(i), f"<image>\n{q}", (images[i % 8],), GenerationSettings(max_new_tokens=16))
+        for i, q in enumerate(prompts)
+    ]
+    single = [answer(demo, [r])[0] for r in requests]
+    assert answer(demo, requests) == single  # batched = one by one
+    assert all(text and len(text.split()) <= 3 for text in single), single  # trained on short answers

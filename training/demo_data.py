@@ -11,8 +11,10 @@ measure what the model learned, not what it memorised.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,13 @@ from tasks.vqav2 import demo as vqav2
 
 IMAGE_SIZE = 96
 JPEG_QUALITY = 95
+# Symmetry breaking (see docs/training.md): in the train split, how often a yes/no question is asked in its
+# "yes" form, and how often a choice question puts its answer at a preferred letter, depend on the true
+# answer. A balanced yes/no question is an XOR of the question and the image: no single feature predicts it,
+# so a model trained from scratch sits at chance for thousands of steps. A skew gives each feature a little
+# predictive power, the model learns to gather both, and the comparison follows. Eval data stays balanced.
+SKEWED_YES_RATES = (0.2, 0.4, 0.6, 0.8)
+PREFERRED_LETTER_SHARE = 0.5
 Turn = tuple[str, str]  # (question text without the image placeholder, answer)
 
 
@@ -43,7 +52,7 @@ def _mme(scene: Scene, rng: random.Random, balance: gqa.Balance) -> Turn | None:
     pair = writer(scene, rng)
     if pair is None:
         return None
-    yes = rng.random() < 0.5
+    yes = rng.random() < _skew(pair[0])
     return mme.llava_text(pair[0 if yes else 1] + mme.SUFFIX), "Yes" if yes else "No"
 
 
@@ -63,6 +72,16 @@ def _textvqa(scene: Scene, rng: random.Random, balance: gqa.Balance) -> Turn | N
     return textvqa.llava_text(question.question, tokens), question.answer
 
 
+def _skew(text: str) -> float:
+    """The yes-rate of a yes/no question whose true form is ``text`` (fixed per text)."""
+    return SKEWED_YES_RATES[zlib.crc32(text.encode()) % len(SKEWED_YES_RATES)]
+
+
+def _preferred_place(rng: random.Random, right: str, n_options: int) -> int | None:
+    """Where a choice question's right option goes: its preferred letter half the time, else anywhere (None)."""
+    return zlib.crc32(right.encode()) % n_options if rng.random() < PREFERRED_LETTER_SHARE else None
+
+
 def _choice_prompt(text: str, options: tuple[str, ...]) -> str:
     return text + "".join(f"\n{'ABCDE'[i]}. {o}" for i, o in enumerate(options)) + f"\n{LETTER_ANSWER}"
 
@@ -71,6 +90,11 @@ def _scienceqa(scene: Scene, rng: random.Random, balance: gqa.Balance) -> Turn |
     problem = rng.choice(scienceqa.SCENE_WRITERS)(scene, rng)
     if problem is None:
         return None
+    place = _preferred_place(rng, problem.choices[problem.answer], len(problem.choices))
+    if place is not None:
+        choices = list(problem.choices)
+        choices[place], choices[problem.answer] = choices[problem.answer], choices[place]
+        problem = dataclasses.replace(problem, choices=tuple(choices), answer=place)
     item = scienceqa.DemoProblem("0", "train", problem, 0, scene)
     text = scienceqa.llava_human_turn(item).replace("<image>", "").strip()
     return f"{text}\n{LETTER_ANSWER}", scienceqa.OPTIONS[problem.answer]
@@ -80,7 +104,9 @@ def _mmbench(scene: Scene, rng: random.Random, balance: gqa.Balance) -> Turn | N
     question = rng.choice(mmbench.WRITERS)(scene, rng)
     if question is None:
         return None
-    options, answer = mmbench.rotated(question, rng.randrange(len(question.options)))
+    n = len(question.options)
+    place = _preferred_place(rng, question.options[question.answer], n)
+    options, answer = mmbench.rotated(question, rng.randrange(n) if place is None else (place - question.answer) % n)
     text = question.text if rng.random() >= mmbench.HINT_PROBABILITY else f"{mmbench.HINT}\n{question.text}"
     return _choice_prompt(text, options), mmbench.LETTERS[answer]
 
