@@ -27,3 +27,5 @@ def test_demo_retrains_briefly_and_its_loss_falls(tmp_path: Path) -> None:
     log = json.loads((out / "training_log.json").read_text())
     assert log["steps"] == 40 and log["rebuild"] == "python -m training demo"
     assert (out / "model.safetensors").is_file() and not list(out.glob("checkpoint-*"))
+    config = json.loads((out / "config.json").read_text())
+    assert str(tmp_path) not in json.dumps(config)  # no trace of the temporary build folders

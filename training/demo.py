@@ -96,6 +96,11 @@ def compact(folder: Path, outcome: Outcome, recipe: Recipe) -> None:
     weights = folder / "model.safetensors"
     tensors = {k: v.half().contiguous() for k, v in load_file(str(weights)).items()}
     save_file(tensors, str(weights), metadata={"format": "pt"})
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    for part in ("text_config", "vision_config"):  # the temporary folders the parts were built in
+        config.get(part, {}).pop("_name_or_path", None)
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     log = {
         "steps": outcome.global_step,
         "seconds": round(outcome.seconds, 1),
