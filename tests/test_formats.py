@@ -19,6 +19,7 @@ from PIL import Image
 
 from harness.types import GenerationSettings, ImageRef, Request
 from model_adapters.tinyllava import TinyLlavaAdapter, cut_at_stops
+from tests.module_fixtures import isolated_cache, noise_images
 from tests.tinyllava_lookalikes import (
     CASES,
     IMAGE_SIZE,
@@ -45,22 +46,12 @@ class Case:
 
 @pytest.fixture(scope="module", autouse=True)
 def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("harness-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(cache))
-        yield cache
+    yield from isolated_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> list[ImageRef]:
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(1)
-    refs = []
-    for i, (w, h) in enumerate(IMAGE_SIZES):
-        path = folder / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path)
-        refs.append(ImageRef(path=str(path)))
-    return refs
+    return noise_images(tmp_path_factory.mktemp("images"), IMAGE_SIZES, seed=1)
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -75,8 +66,13 @@ def requests_for(images: list[ImageRef], max_new_tokens: int = 6) -> list[Reques
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     return [
         Request("t", "a", "<image>\nWhat colour is the circle?", (images[0],), settings),
-        Request("t", "b", "<image>\nHow many stars are there? Answer the question using a single word or phrase.",
-                (images[1],), settings),
+        Request(
+            "t",
+            "b",
+            "<image>\nHow many stars are there? Answer the question using a single word or phrase.",
+            (images[1],),
+            settings,
+        ),
         Request("t", "c", "Look: <image> and <image>. Same shape?", (images[2], images[3]), settings),
         Request("t", "d", "Is there a red square in the image? Please answer yes or no.", (), settings),
     ]
@@ -157,8 +153,9 @@ def reference_pixels(case: Case, image: Image.Image) -> np.ndarray:
         return ((resized / 255 - 0.5) / 0.5).transpose(2, 0, 1)
     from transformers import CLIPImageProcessorPil
 
-    processor = CLIPImageProcessorPil(size={"shortest_edge": IMAGE_SIZE},
-                                      crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    processor = CLIPImageProcessorPil(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    )
     return processor([image], return_tensors="np")["pixel_values"][0]
 
 

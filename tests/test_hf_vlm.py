@@ -10,7 +10,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 from transformers import Qwen2VLImageProcessorPil
@@ -20,6 +19,7 @@ from harness.types import GenerationSettings, ImageRef, Request
 from model_adapters.hf_messages import content_parts, request_messages
 from model_adapters.hf_vlm import HFVLMAdapter, set_max_pixels
 from model_adapters.tinyllava import TinyLlavaAdapter
+from tests.module_fixtures import isolated_cache, noise_images
 from tests.tiny_checkpoints import make_tiny_llava
 from tests.tiny_vlms import make_tiny_idefics3, make_tiny_llava_chat
 
@@ -28,22 +28,12 @@ SIZES = [(32, 32), (48, 20), (20, 48), (64, 40), (17, 33), (90, 30)]
 
 @pytest.fixture(scope="module", autouse=True)
 def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("harness-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(cache))
-        yield cache
+    yield from isolated_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> list[ImageRef]:
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(1)
-    refs = []
-    for i, (w, h) in enumerate(SIZES):
-        path = folder / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path)
-        refs.append(ImageRef(path=str(path)))
-    return refs
+    return noise_images(tmp_path_factory.mktemp("images"), SIZES, seed=1)
 
 
 @pytest.fixture(scope="module")

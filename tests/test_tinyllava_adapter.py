@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from harness.errors import HarnessError, UsageError
@@ -23,6 +22,7 @@ from model_adapters.demo_model import (
 )
 from model_adapters.fingerprint import fingerprint
 from model_adapters.tinyllava import TinyLlavaAdapter
+from tests.module_fixtures import isolated_cache, noise_images
 from tests.tiny_checkpoints import make_tiny_llava
 
 IMAGE_SIZES = [(32, 32), (48, 20), (20, 48), (64, 40), (17, 33), (40, 64), (90, 30), (25, 25)]
@@ -45,22 +45,12 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("harness-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(cache))
-        yield cache
+    yield from isolated_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> list[ImageRef]:
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    refs = []
-    for i, (w, h) in enumerate(IMAGE_SIZES):
-        path = folder / f"img{i}.png"
-        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path)
-        refs.append(ImageRef(path=str(path)))
-    return refs
+    return noise_images(tmp_path_factory.mktemp("images"), IMAGE_SIZES, seed=0)
 
 
 @pytest.fixture(scope="module")
