@@ -6,8 +6,9 @@ Stored text (model names, prompts, answers, judge replies) only ever goes throug
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -38,7 +39,7 @@ def load() -> tuple[str, ResultsStore, pd.DataFrame, pd.DataFrame]:
         store = _store(url)
         runs, heads = _frames(url, store.revision())
     except HarnessError as exc:
-        st.error(str(exc))
+        show_error("The results store cannot be read.", exc)
         st.stop()
     if runs.empty:
         st.info("The store holds no runs yet: run `python -m harness run --tasks gqa,mme` first.")
@@ -56,7 +57,7 @@ def samples_of(path: Path) -> list[dict]:
     try:
         return read_samples(str(path), path.stat().st_mtime_ns)
     except (OSError, HarnessError) as exc:
-        st.warning(f"cannot read the samples log: {exc}")
+        show_error("The samples log cannot be read.", exc, st.warning)
         return []
 
 
@@ -67,6 +68,13 @@ def pick_run(runs: pd.DataFrame, label: str, key: str, index: int = 0) -> str:
     if st.session_state.get(key) not in ids:
         st.session_state[key] = ids[min(index, len(ids) - 1)]
     return st.selectbox(label, ids, key=key, format_func=lambda rid: labels.get(rid, rid))
+
+
+def show_error(headline: str, exc: BaseException, banner: Callable[[str], Any] = st.error) -> None:
+    """A fixed headline in a banner, then the message exactly as raised, preformatted: it can hold paths and
+    run ids from the store, which a markdown banner would render (a crafted path as a link)."""
+    banner(headline)
+    st.code(str(exc), language=None, wrap_lines=True)
 
 
 def show_text(title: str, value: str) -> None:

@@ -132,10 +132,19 @@ def test_run_details_show_the_name_as_text(board_store: BoardStore, monkeypatch:
 
 def test_missing_and_old_stores_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(monkeypatch, f"sqlite:///{tmp_path / 'none' / 'harness.db'}")
-    assert [e.value for e in at.error] and "no results store at" in at.error[0].value
+    assert [e.value for e in at.error] == ["The results store cannot be read."]
+    assert "no results store at" in codes(at)[0]
     old = tmp_path / "old.db"
     con = sqlite3.connect(old)
     con.executescript((Path(__file__).parent / "data" / "store_v1.sql").read_text())
     con.close()
     at = open_app(monkeypatch, f"sqlite:///{old}")
-    assert "upgrade it in place with `python -m harness leaderboard" in at.error[0].value
+    assert "upgrade it in place with `python -m harness leaderboard" in codes(at)[0]
+
+
+def test_error_messages_are_shown_as_text_not_markdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    crafted = tmp_path / "[store](example.invalid)"
+    at = open_app(monkeypatch, f"sqlite:///{crafted / 'harness.db'}")
+    assert "[store](example.invalid)" in codes(at)[0]  # the path verbatim, in a preformatted block
+    rendered = [e.value for e in at.error] + [m.value for m in at.markdown]
+    assert not any("example.invalid" in text for text in rendered)

@@ -32,7 +32,7 @@ row_b = runs[runs["run_id"] == b_id].iloc[0]
 try:
     view = _compare(url, store.revision(), (a_id, str(row_a["run_dir"])), (b_id, str(row_b["run_dir"])))
 except HarnessError as exc:
-    st.error(str(exc))
+    ui.show_error("These runs cannot be compared.", exc)
     st.stop()
 comparison = view.comparison
 if not comparison.tasks:
