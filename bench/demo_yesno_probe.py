@@ -1,0 +1,108 @@
+"""Per-kind yes/no accuracy of a demo checkpoint on many eval-split scenes: the diagnostic behind the demo
+model section of docs/training.md.
+
+    python bench/demo_yesno_probe.py [CHECKPOINT] [--images-per-kind N] [--show K]
+
+The demo MME has two images per subtask, too few to tell which kinds a model answers; this asks each of
+MME's fourteen question writers about N fresh eval-split scenes (both questions of each pair, with the
+``llava15`` prompt) and prints, per kind, accuracy, accuracy+ (both questions of an image right), the share
+of "Yes" answers, and the MME-style score (acc + acc+) next to the image-blind floors: always "Yes" scores
+50 per kind, a coin flip 75. A kind answered with a fixed "Yes" or "No" shows a yes-share of 1.00 or 0.00.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+from harness.types import GenerationSettings, ImageRef, Request
+from model_adapters.demo_model import DEMO_CHECKPOINT_DIR
+from model_adapters.tinyllava import TinyLlavaAdapter
+from tasks.demo.scenes import make_scene, render
+from tasks.mme import demo as mme
+
+FIRST_SCENE = 100_000  # eval-split scene indices far from the demo benchmarks' own
+BATCH = 64
+
+
+def parse_answer(text: str) -> str:
+    """MME's official reading of an answer: "yes"/"no" from the first four characters, else "other"."""
+    text = text.strip().lower()
+    head = text if text in ("yes", "no") else text[:4]
+    return "yes" if "yes" in head else "no" if "no" in head else "other"
+
+
+def probe_requests(images_per_kind: int, folder: Path, seed: int = 0) -> list[tuple[str, int, bool, Request]]:
+    """(kind, image number, expected yes, request) for both questions of each image, images written to ``folder``."""
+    rng = random.Random(seed)
+    out = []
+    for k, kind in enumerate(mme.SUBTASKS):
+        index, found = FIRST_SCENE + 10_000 * k, 0
+        while found < images_per_kind:
+            index += 1
+            scene = make_scene(seed, "eval", index)
+            pair = mme.QUESTION_WRITERS[kind](scene, rng)
+            if pair is None:
+                continue
+            path = folder / f"{kind}-{index}.jpg"
+            render(scene, mme.IMAGE_SIZE).save(path, quality=mme.JPEG_QUALITY)
+            for expected, question in zip((True, False), pair, strict=True):
+                prompt = "<image>\n" + mme.llava_text(question + mme.SUFFIX)
+                request = Request(
+                    "yesno_probe",
+                    f"{kind}-{index}-{expected}",
+                    prompt,
+                    (ImageRef(str(path)),),
+                    GenerationSettings(max_new_tokens=8),
+                )
+                out.append((kind, found, expected, request))
+            found += 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", nargs="?", default=str(DEMO_CHECKPOINT_DIR))
+    parser.add_argument("--images-per-kind", type=int, default=30)
+    parser.add_argument("--show", type=int, default=0, help="print this many answers per kind")
+    args = parser.parse_args()
+    adapter = TinyLlavaAdapter.from_spec(args.checkpoint, {}, "cpu", 0)
+    preparer = adapter.preparer()
+    with tempfile.TemporaryDirectory() as tmp:
+        items = probe_requests(args.images_per_kind, Path(tmp))
+        texts: list[str] = []
+        for start in range(0, len(items), BATCH):
+            batch = [item[3] for item in items[start : start + BATCH]]
+            texts += [r.text for r in adapter.generate(batch, [preparer(r) for r in batch])]
+    right: dict[str, list[bool]] = defaultdict(list)
+    pairs: dict[str, dict[int, bool]] = defaultdict(dict)
+    yes: dict[str, int] = defaultdict(int)
+    shown: dict[str, int] = defaultdict(int)
+    for (kind, image, expected, _), text in zip(items, texts, strict=True):
+        answer = parse_answer(text)
+        ok = answer == ("yes" if expected else "no")
+        right[kind].append(ok)
+        pairs[kind][image] = pairs[kind].get(image, True) and ok
+        yes[kind] += answer == "yes"
+        if shown[kind] < args.show:
+            shown[kind] += 1
+            print(f"  {kind} expected {'yes' if expected else 'no'}: {text!r}")
+    print(f"{'kind':24s} {'acc':>5s} {'acc+':>5s} {'yes':>5s} {'score':>6s}   (always Yes: 50, coin flip: 75)")
+    totals = {"perception": 0.0, "cognition": 0.0}
+    for kind in mme.SUBTASKS:
+        acc = 100 * sum(right[kind]) / len(right[kind])
+        acc_plus = 100 * sum(pairs[kind].values()) / len(pairs[kind])
+        totals["perception" if kind in mme.PERCEPTION else "cognition"] += acc + acc_plus
+        share = yes[kind] / len(right[kind])
+        print(f"{kind:24s} {acc:5.1f} {acc_plus:5.1f} {share:5.2f} {acc + acc_plus:6.1f}")
+    print(
+        f"perception {totals['perception']:.0f} (always Yes 500, coin flip 750); "
+        f"cognition {totals['cognition']:.0f} (always Yes 200, coin flip 300)"
+    )
+
+
+if __name__ == "__main__":
+    main()
