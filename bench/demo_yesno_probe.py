@@ -21,18 +21,13 @@ from pathlib import Path
 from harness.types import GenerationSettings, ImageRef, Request
 from model_adapters.demo_model import DEMO_CHECKPOINT_DIR
 from model_adapters.tinyllava import TinyLlavaAdapter
+from tasks.common.yesno import parse_yes_no
 from tasks.demo.scenes import make_scene, render
 from tasks.mme import demo as mme
+from tasks.mme.scorer import one_line
 
 FIRST_SCENE = 100_000  # eval-split scene indices far from the demo benchmarks' own
 BATCH = 64
-
-
-def parse_answer(text: str) -> str:
-    """MME's official reading of an answer: "yes"/"no" from the first four characters, else "other"."""
-    text = text.strip().lower()
-    head = text if text in ("yes", "no") else text[:4]
-    return "yes" if "yes" in head else "no" if "no" in head else "other"
 
 
 def probe_requests(images_per_kind: int, folder: Path, seed: int = 0) -> list[tuple[str, int, bool, Request]]:
@@ -82,7 +77,7 @@ def main() -> None:
     yes: dict[str, int] = defaultdict(int)
     shown: dict[str, int] = defaultdict(int)
     for (kind, image, expected, _), text in zip(items, texts, strict=True):
-        answer = parse_answer(text)
+        answer = parse_yes_no(one_line(text))  # as the MME scorer reads an answer
         ok = answer == ("yes" if expected else "no")
         right[kind].append(ok)
         pairs[kind][image] = pairs[kind].get(image, True) and ok
