@@ -110,7 +110,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "deepspeed": None if args.deepspeed == "none" else args.deepspeed,
             "precision": "bf16" if gpu else "fp32", "attn": "auto", "gradient_checkpointing": True,
             "per_device_batch_size": args.batch, "global_batch_size": args.batch, "max_steps": args.steps,
-            "max_length": 2048, "save_steps": 10**9, "logging_steps": 5, "num_workers": 2 if gpu else 0,
+            "max_length": 2048, "save_steps": 10**9, "logging_steps": 1, "num_workers": 2 if gpu else 0,
             "group_by_modality_length": False, "learning_rate": 2e-5,
         })  # fmt: skip
         trainer, _, recorder = make_trainer(recipe, callbacks=[StepTimer()])
