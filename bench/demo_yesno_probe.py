@@ -24,7 +24,7 @@ from model_adapters.tinyllava import TinyLlavaAdapter
 from tasks.common.yesno import parse_yes_no
 from tasks.demo.scenes import make_scene, render
 from tasks.mme import demo as mme
-from tasks.mme.scorer import one_line
+from tasks.mme.scorer import ToolLine, one_line, subtask_stats
 
 FIRST_SCENE = 100_000  # eval-split scene indices far from the demo benchmarks' own
 BATCH = 64
@@ -72,30 +72,25 @@ def main() -> None:
         for start in range(0, len(items), BATCH):
             batch = [item[3] for item in items[start : start + BATCH]]
             texts += [r.text for r in adapter.generate(batch, [preparer(r) for r in batch])]
-    right: dict[str, list[bool]] = defaultdict(list)
-    pairs: dict[str, dict[int, bool]] = defaultdict(dict)
-    yes: dict[str, int] = defaultdict(int)
+    lines: dict[str, list[ToolLine]] = defaultdict(list)
     shown: dict[str, int] = defaultdict(int)
-    for (kind, image, expected, _), text in zip(items, texts, strict=True):
-        answer = parse_yes_no(one_line(text))  # as the MME scorer reads an answer
-        ok = answer == ("yes" if expected else "no")
-        right[kind].append(ok)
-        pairs[kind][image] = pairs[kind].get(image, True) and ok
-        yes[kind] += answer == "yes"
+    for (kind, image, expected, request), text in zip(items, texts, strict=True):
+        label = parse_yes_no(one_line(text))  # as the MME eval tool reads an answer
+        lines[kind].append(ToolLine(request.sample_id, f"{kind}-{image}", "Yes" if expected else "No", label))
         if shown[kind] < args.show:
             shown[kind] += 1
             print(f"  {kind} expected {'yes' if expected else 'no'}: {text!r}")
     print(f"{'kind':24s} {'acc':>5s} {'acc+':>5s} {'yes':>5s} {'score':>6s}   (always Yes: 50, coin flip: 75)")
     totals = {"perception": 0.0, "cognition": 0.0}
     for kind in mme.SUBTASKS:
-        acc = 100 * sum(right[kind]) / len(right[kind])
-        acc_plus = 100 * sum(pairs[kind].values()) / len(pairs[kind])
-        totals["perception" if kind in mme.PERCEPTION else "cognition"] += acc + acc_plus
-        share = yes[kind] / len(right[kind])
-        print(f"{kind:24s} {acc:5.1f} {acc_plus:5.1f} {share:5.2f} {acc + acc_plus:6.1f}")
+        stats = subtask_stats(lines[kind])  # the eval tool's acc / acc+ over consecutive pairs
+        totals["perception" if kind in mme.PERCEPTION else "cognition"] += stats.score
+        share = sum(line.label == "yes" for line in lines[kind]) / len(lines[kind])
+        print(f"{kind:24s} {100 * stats.acc:5.1f} {100 * stats.acc_plus:5.1f} {share:5.2f} {stats.score:6.1f}")
+    n_perception, n_cognition = len(mme.PERCEPTION), len(mme.COGNITION)
     print(
-        f"perception {totals['perception']:.0f} (always Yes 500, coin flip 750); "
-        f"cognition {totals['cognition']:.0f} (always Yes 200, coin flip 300)"
+        f"perception {totals['perception']:.0f} (always Yes {50 * n_perception}, coin flip {75 * n_perception}); "
+        f"cognition {totals['cognition']:.0f} (always Yes {50 * n_cognition}, coin flip {75 * n_cognition})"
     )
 
 
