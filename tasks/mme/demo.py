@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, NUMBER_WORDS, WORDS, Scene, make_scene, render, with_article
+from tasks.mme.prepare import llava_text
 
 PERCEPTION = ("existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR")
 COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
@@ -237,14 +237,6 @@ def plan(seed: int, per_subtask: int = IMAGES_PER_SUBTASK) -> list[DemoImage]:
             stem = f"{number + 1:04d}"
             images.append(DemoImage(subtask, stem, index - 1, scene, pair[0] + yes_suffix, pair[1] + SUFFIX))
     return images
-
-
-def llava_text(question: str) -> str:
-    """LLaVA's prompt for a ground-truth question: the yes/no suffix (either spacing) becomes the short-answer one."""
-    for suffix in (ODD_SUFFIX, SUFFIX):
-        if question.endswith(suffix):
-            return question[: -len(suffix)] + LLAVA_SUFFIX
-    return question + LLAVA_SUFFIX
 
 
 def write_demo(root: Path, seed: int) -> None:

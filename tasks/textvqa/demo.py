@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import Scene, make_scene, render
+from tasks.textvqa.prepare import llava_text
 from tasks.vqav2.demo import NUMBER_WORDS, human_answers
 
 SCENE_INDEX_BASE = 3000
@@ -123,11 +123,6 @@ def plan(seed: int, n_images: int = N_IMAGES) -> list[DemoImage]:
             next_qid += 1
         images.append(DemoImage(image_id_for(seed, index - 1), index - 1, scene, tokens, tuple(questions)))
     return images
-
-
-def llava_text(question: str, tokens: tuple[str, ...]) -> str:
-    """LLaVA's prompt: the question with a capital first letter, the OCR-token line, the suffix."""
-    return f"{question[:1].upper()}{question[1:]}\nReference OCR token: {', '.join(tokens)}{LLAVA_SUFFIX}"
 
 
 def annotation(image: DemoImage, qid: int, question: DemoQuestion, answers: tuple[str, ...]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ copy are filled (null or empty list) and recorded.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def annotation(row: dict[str, Any], present: set[str]) -> dict[str, Any]:
     return out
 
 
-def llava_text(question: str, tokens: list[str]) -> str:
+def llava_text(question: str, tokens: Sequence[str]) -> str:
     """LLaVA's prompt: question (first letter upper-cased), the OCR-token line, the short-answer suffix."""
     return f"{question[:1].upper()}{question[1:]}\n{OCR_MARKER}{', '.join(tokens)}{LLAVA_SUFFIX}"
 
