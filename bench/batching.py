@@ -12,11 +12,11 @@ import argparse
 import sys
 import time
 
-from harness.datacheck import resolve_data_root
-from harness.demo import DEMO_MODEL_SPEC, ensure_demo_root
+from harness.data.check import resolve_data_root
+from harness.data.demo import DEMO_MODEL_SPEC, ensure_demo_root
 from harness.protocol import load_protocol
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
-from harness.runner import Runner, default_num_workers
+from harness.run.runner import Runner, default_num_workers
 from harness.types import Request
 
 

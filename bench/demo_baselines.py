@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.scoring import ScoreOptions, score_answers
+from harness.run.score_answers import ScoreOptions, score_answers
 
 HEADLINES = {"mme": ("perception", "cognition")}
 CHOICE_TASKS = ("scienceqa", "mmbench")

@@ -25,9 +25,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from harness.adapter import ModelInfo
-from harness.provenance import Environment, GitInfo
-from harness.results import DataInfo, RunResult, RunSpec, TaskRecord
-from harness.store import ResultsStore, engine_url
+from harness.results.provenance import Environment, GitInfo
+from harness.results.schema import DataInfo, RunResult, RunSpec, TaskRecord
+from harness.results.store import ResultsStore, engine_url
 from harness.types import Metric
 from leaderboard.data import BoardFilters, board_csv, board_frame, display_table, headline_frame, open_store, runs_frame
 from leaderboard.paper import paper_models

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from harness.adapter import ModelInfo
 from harness.protocol import Protocol
-from harness.results import RunResult, TaskRecord
+from harness.results.schema import RunResult, TaskRecord
 from harness.types import Metric, TaskResult
 
 

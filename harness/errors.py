@@ -17,3 +17,7 @@ class UsageError(HarnessError):
 
 class DataError(HarnessError):
     """A data file is missing or malformed; the message names the file (and line)."""
+
+
+class StoreError(HarnessError):
+    """The results store is missing, too old to read, or newer than this harness."""

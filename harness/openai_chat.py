@@ -1,6 +1,6 @@
 """One chat-completions call to an OpenAI-compatible endpoint, with bounded retries and backoff.
 
-Shared by the judges (``harness.judges``) and the ``openai`` model adapter. Transport failures
+Shared by the judges (``harness.judging.setup``) and the ``openai`` model adapter. Transport failures
 (connection refused or dropped, timeouts, HTTP 408/409/429/5xx) are retried with exponential
 backoff; other HTTP errors (400, 401, 404...) are not, since repeating them cannot help. After the
 last try the failure comes back as ``ChatOutcome.error``: a call never raises. The API key is

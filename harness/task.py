@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness.errors import HarnessError
-from harness.judge import Judge
+from harness.judging.contract import Judge
 from harness.types import DataFile, Request, Response, Sample, TaskResult
 
 if TYPE_CHECKING:
-    from harness.bootstrap import Estimands
+    from harness.stats.bootstrap import Estimands
 
 
 class Task(ABC):
@@ -68,8 +68,8 @@ class Task(ABC):
 
     def subset(self, samples: list[Sample], limit: int) -> list[Sample]:
         """A fixed stratified subset of about ``limit`` samples (``--limit``): whole ``subset_group``s, each
-        ``subset_stratum`` in proportion, the same ids whatever the order (``harness.subsets``)."""
-        from harness.subsets import stratified_subset
+        ``subset_stratum`` in proportion, the same ids whatever the order (``harness.stats.subsets``)."""
+        from harness.stats.subsets import stratified_subset
 
         return stratified_subset(
             samples, limit, self.subset_stratum, self.subset_group, self.name, self.limit_counts == "groups"
@@ -85,12 +85,12 @@ class Task(ABC):
 
     def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
         """How the main metrics are recomputed from per-sample records (samples-log lines) when clusters are
-        resampled: per-cluster column sums and a combine function per metric (``harness.bootstrap``).
+        resampled: per-cluster column sums and a combine function per metric (``harness.stats.bootstrap``).
 
         The default describes none; the harness then treats a headline metric as a plain mean of per-sample
         scores where that reproduces its value.
         """
-        from harness.bootstrap import Estimands
+        from harness.stats.bootstrap import Estimands
 
         return Estimands()
 

@@ -1,4 +1,4 @@
-"""Compare two stored runs with ``harness.compare`` (pairing by sample id, paired bootstrap interval,
+"""Compare two stored runs with ``harness.stats.compare`` (pairing by sample id, paired bootstrap interval,
 McNemar or paired bootstrap test, flipped samples), and lay its result out as frames.
 
 Nothing is recomputed here: every difference, interval, p-value and verdict is the compare code's.
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.compare import Comparison, Flip, TaskComparison, compare_runs
-from harness.rundata import RunData, load_run
-from harness.store import ResultsStore
+from harness.results.loading import RunData, load_run
+from harness.results.store import ResultsStore
+from harness.stats.compare import Comparison, Flip, TaskComparison, compare_runs
 from leaderboard.samples import resolve_run_dir
 
 MAX_FLIPS = 500  # flipped samples listed per task (the count is always complete)
@@ -25,7 +25,7 @@ def run_data(store: ResultsStore, url: str, run_id: str, run_dir: str) -> RunDat
     found = resolve_run_dir(run_dir, run_id, url)
     if found is not None:
         return load_run(str(found), "run")
-    from harness import rundata
+    from harness.results import loading as rundata
 
     result = store.get_run(run_id)
     if result is None:

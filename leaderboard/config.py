@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness.store import default_store_url
+from harness.results.store import default_store_url
 
 STORE_ENV = "HARNESS_STORE_URL"
 

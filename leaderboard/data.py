@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from harness.store import MetricRow, ResultsStore, RunRow, TaskRow
+from harness.results.store import MetricRow, ResultsStore, RunRow, TaskRow
 from leaderboard.paper import PaperModel
 
 # Board column order: the LLaVA-1.5 table's, then any other task alphabetically.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.results import RunResult
+from harness.results.schema import RunResult
 
 
 def task_table(result: RunResult) -> pd.DataFrame:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pandas as pd
 
+from harness.data.readers import iter_jsonl
 from harness.errors import HarnessError
-from harness.io import iter_jsonl
-from harness.results import RESULTS_FILE
-from harness.store import sqlite_path
+from harness.results.schema import RESULTS_FILE
+from harness.results.store import sqlite_path
 
 STATUSES = ("correct", "wrong", "error", "parse failure", "scored", "unscored")
 _JUDGE_KEYS = ("content", "reviews", "judge_reply", "judge_replies", "replies")

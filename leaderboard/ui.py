@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from harness.errors import HarnessError
-from harness.store import ResultsStore
+from harness.results.store import ResultsStore
 from leaderboard import samples as sample_log
 from leaderboard.config import store_url
 from leaderboard.data import headline_frame, open_store, run_label, runs_frame

@@ -17,7 +17,7 @@ from lmms_eval.models.registry_v2 import ModelManifest
 from loguru import logger
 
 from harness.registry import get_adapter_class, parse_model_spec
-from harness.runner import Runner
+from harness.run.runner import Runner
 from harness.types import Request
 from model_adapters.lmms_eval_requests import build_request, flatten_visuals
 

@@ -22,4 +22,4 @@ def pytest_unconfigure(config: object) -> None:
 
 
 # store_url: SQLite and PostgreSQL stores; board_store: a store with a few runs for the leaderboard tests
-pytest_plugins = ["tests.stores", "tests.leaderboard_fixtures"]
+pytest_plugins = ["tests.helpers.stores", "tests.helpers.leaderboard_fixtures"]

@@ -68,9 +68,9 @@ class HarnessEvalCallback(TrainerCallback):
 
     def evaluate(self, checkpoint: Path, step: int, epoch: float | None) -> Any:
         """One harness run on ``checkpoint``, annotated with the training step, written to the store."""
-        from harness.evaluate import RunOptions, run
-        from harness.results import RunDirectory
-        from harness.store import ResultsStore, default_store_url
+        from harness.results.schema import RunDirectory
+        from harness.results.store import ResultsStore, default_store_url
+        from harness.run.evaluate import RunOptions, run
 
         options = RunOptions(
             tasks=self.tasks,

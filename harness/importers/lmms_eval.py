@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapter import ModelInfo
+from harness.data.readers import iter_jsonl, read_json
 from harness.errors import DataError, UsageError
 from harness.importers.lmms_eval_names import MetricMap, metric_map, our_task, split_key
-from harness.io import iter_jsonl, read_json
-from harness.provenance import Environment, GitInfo
-from harness.results import (
+from harness.results.provenance import Environment, GitInfo
+from harness.results.schema import (
     DataInfo,
     ProtocolInfo,
     RunDirectory,
@@ -29,7 +29,7 @@ from harness.results import (
     task_record,
     utc_now,
 )
-from harness.store import ResultsStore, default_store_url
+from harness.results.store import ResultsStore, default_store_url
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 
 RESULTS_SUFFIX = "_results.json"

@@ -1,4 +1,4 @@
-"""Compare: two runs, per-task deltas with intervals and tests (harness.compare), the changed samples."""
+"""Compare: two runs, per-task deltas with intervals and tests (harness.stats.compare), the changed samples."""
 
 from __future__ import annotations
 

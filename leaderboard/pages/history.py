@@ -1,6 +1,6 @@
 """History: a training run's, model's or branch's scores over training steps (or time), regressions marked.
 
-A point is a regression when harness.compare finds it significantly worse than the point before
+A point is a regression when harness.stats.compare finds it significantly worse than the point before
 (paired by sample id; the 95% interval of the difference excludes 0).
 """
 
@@ -11,7 +11,7 @@ from itertools import pairwise
 import streamlit as st
 
 from harness.errors import HarnessError
-from harness.plots import Point, history_lines
+from harness.report.plots import Point, history_lines
 from leaderboard import compare as cmp
 from leaderboard import ui
 from leaderboard.data import HISTORY_GROUPS, choices, history_frame

@@ -42,7 +42,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.dataprep import (
+from harness.data.prepare import (
     find_files,
     image_bytes,
     image_format,

@@ -18,9 +18,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.bootstrap import Estimands
-from harness.records import Record, mean_of, meta, metadata_key, scored
-from harness.stats import ANALYTIC_CLUSTERED, make_metric, mean_stderr
+from harness.results.records import Record, mean_of, meta, metadata_key, scored
+from harness.stats.analytic import ANALYTIC_CLUSTERED, make_metric, mean_stderr
+from harness.stats.bootstrap import Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness.dataprep import find_files, image_bytes, iter_rows, note, write_file, write_jsonl
+from harness.data.prepare import find_files, image_bytes, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
 
 HF_DATASET = "lmms-lab/llava-bench-in-the-wild"

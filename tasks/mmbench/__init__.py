@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.bootstrap import Estimands
-from harness.judge import Judge
+from harness.judging.contract import Judge
+from harness.stats.bootstrap import Estimands
 from harness.task import Task
 from harness.types import (
     IMAGE_PLACEHOLDER,

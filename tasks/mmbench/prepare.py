@@ -33,7 +33,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from harness.dataprep import find_files, image_bytes, iter_rows, note, parquet_columns, write_file
+from harness.data.prepare import find_files, image_bytes, iter_rows, note, parquet_columns, write_file
 from harness.errors import DataError
 
 HF_DATASET = "lmms-lab/MMBench_EN"

@@ -40,11 +40,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.bootstrap import Estimands
 from harness.errors import HarnessError
-from harness.judge import Judge
-from harness.records import Record, detail, mean_of, scored
-from harness.stats import mean_metric
+from harness.judging.contract import Judge
+from harness.results.records import Record, detail, mean_of, scored
+from harness.stats.analytic import mean_metric
+from harness.stats.bootstrap import Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.choice import API_FAILURE, NONE_LETTER, can_infer, lmms_can_infer
 from tasks.mmbench.tsv import PANDAS_NA, ROUND

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.bootstrap import Estimands
+from harness.data.readers import iter_jsonl, read_tsv, require_fields
 from harness.errors import DataError
-from harness.io import iter_jsonl, read_tsv, require_fields
-from harness.judge import Judge
+from harness.judging.contract import Judge
+from harness.stats.bootstrap import Estimands
 from harness.task import Task
 from harness.types import (
     DataFile,

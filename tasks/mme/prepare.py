@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.dataprep import find_files, image_bytes, image_format, iter_rows, note, write_file, write_jsonl
+from harness.data.prepare import find_files, image_bytes, image_format, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
 from tasks.common.requests import LLAVA_SUFFIX
 from tasks.mme.scorer import ALL_SUBTASKS

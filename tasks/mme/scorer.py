@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.bootstrap import ColumnSums, Estimand, Estimands, Totals, ratio
 from harness.errors import DataError
-from harness.records import Record, detail, meta, scored
-from harness.stats import make_metric, mean_stderr, sum_of_means_stderr
+from harness.results.records import Record, detail, meta, scored
+from harness.stats.analytic import make_metric, mean_stderr, sum_of_means_stderr
+from harness.stats.bootstrap import ColumnSums, Estimand, Estimands, Totals, ratio
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import answered_only, collect_answers
 from tasks.common.yesno import YesNo, parse_yes_no

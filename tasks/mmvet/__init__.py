@@ -31,10 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.bootstrap import Estimands
+from harness.data.readers import read_json, require_fields
 from harness.errors import DataError, UsageError
-from harness.io import read_json, require_fields
-from harness.judge import Judge
+from harness.judging.contract import Judge
+from harness.stats.bootstrap import Estimands
 from harness.task import Task
 from harness.types import DataFile, ImageRef, Request, Response, Sample, TaskResult
 from tasks.common.requests import make_request, setting_choice, with_image

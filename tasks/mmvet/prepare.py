@@ -24,7 +24,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness.dataprep import find_files, image_bytes, image_format, iter_rows, note, parquet_columns, write_file
+from harness.data.prepare import find_files, image_bytes, image_format, iter_rows, note, parquet_columns, write_file
 from harness.errors import DataError
 
 HF_DATASET = "lmms-lab/MMVet"

@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.bootstrap import ColumnSums, Estimand, Estimands, Totals, mean_of_defined, ratio
 from harness.errors import DataError, UsageError
-from harness.judge import Judge, JudgeReply, judge_map
-from harness.records import Record, detail, meta
-from harness.stats import make_metric, mean_stderr
+from harness.judging.contract import Judge, JudgeReply, judge_map
+from harness.results.records import Record, detail, meta
+from harness.stats.analytic import make_metric, mean_stderr
+from harness.stats.bootstrap import ColumnSums, Estimand, Estimands, Totals, mean_of_defined, ratio
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.requests import setting_choice
 

@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.bootstrap import Estimands
+from harness.data.readers import read_json
 from harness.errors import DataError, HarnessError
-from harness.io import read_json
-from harness.judge import Judge
+from harness.judging.contract import Judge
+from harness.stats.bootstrap import Estimands
 from harness.task import Task
 from harness.types import (
     IMAGE_PLACEHOLDER,

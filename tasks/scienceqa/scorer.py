@@ -24,9 +24,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from harness.bootstrap import Estimands
-from harness.records import Record, detail, mean_of, scored
-from harness.stats import mean_metric
+from harness.results.records import Record, detail, mean_of, scored
+from harness.stats.analytic import mean_metric
+from harness.stats.bootstrap import Estimands
 from harness.types import Response, Sample, SampleScore, TaskResult
 
 OPTIONS = ("A", "B", "C", "D", "E")

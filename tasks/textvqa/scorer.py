@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from harness.bootstrap import Estimands
-from harness.records import Record, mean_of, metadata_key, scored
-from harness.stats import mean_metric
+from harness.results.records import Record, mean_of, metadata_key, scored
+from harness.stats.analytic import mean_metric
+from harness.stats.bootstrap import Estimands
 from harness.types import Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import answered_only, collect_answers
 from tasks.common.vqa_eval import textvqa_score

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.dataprep import find_files, image_bytes, iter_rows, matches, note, write_file, write_jsonl
+from harness.data.prepare import find_files, image_bytes, iter_rows, matches, note, write_file, write_jsonl
 from harness.errors import DataError
 from tasks.common.requests import LLAVA_SUFFIX
 

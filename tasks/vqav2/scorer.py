@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.bootstrap import Estimand, Estimands
+from harness.data.readers import iter_jsonl, require_fields
 from harness.errors import UsageError
-from harness.io import iter_jsonl, require_fields
-from harness.records import Record, mean_of, meta, metadata_key, scored
-from harness.stats import mean_metric
+from harness.results.records import Record, mean_of, meta, metadata_key, scored
+from harness.stats.analytic import mean_metric
+from harness.stats.bootstrap import Estimand, Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
 from tasks.common.vqa_eval import (

@@ -1,0 +1,58 @@
+"""Flag types and flag groups that several subcommands share."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.judging.setup import JudgeOptions
+
+DEFAULT_OUTPUT = "results"
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return number
+
+
+def seconds(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {value}")
+    return number
+
+
+def add_judge_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("judge (tasks graded by an LLM, and MMBench's choice extractor)")
+    group.add_argument("--judge", default=None, metavar="openai:MODEL|demo",
+                       help="grade with MODEL at an OpenAI-compatible endpoint, or the demo model served in-process")
+    group.add_argument("--judge-base-url", default=None, metavar="URL",
+                       help="the endpoint's base URL, e.g. http://127.0.0.1:8000/v1 (default: OpenAI's API)")
+    group.add_argument("--judge-api-key-env", default=None, metavar="NAME",
+                       help="environment variable holding the API key (default: OPENAI_API_KEY; never recorded)")
+    group.add_argument("--judge-runs", type=positive, default=None, metavar="N",
+                       help="grading runs per answer (overrides the protocol's judge_runs)")
+    group.add_argument("--judge-concurrency", type=positive, default=4, metavar="N", help="judge calls in flight")
+    group.add_argument("--judge-timeout", type=seconds, default=60.0, metavar="S", help="seconds per judge call")
+    group.add_argument("--judge-retries", type=non_negative, default=3, metavar="N",
+                       help="retries of a call after a transport error (with exponential backoff)")  # fmt: skip
+
+
+def judge_options(args: argparse.Namespace) -> JudgeOptions:
+    return JudgeOptions(
+        spec=args.judge,
+        base_url=args.judge_base_url,
+        api_key_env=args.judge_api_key_env,
+        runs=args.judge_runs,
+        concurrency=args.judge_concurrency,
+        timeout=args.judge_timeout,
+        retries=args.judge_retries,
+    )

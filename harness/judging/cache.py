@@ -1,0 +1,85 @@
+"""Judge replies cached in the run's ``cache.sqlite`` (table ``judge_replies``), so re-scoring replays
+the same grades.
+
+Key: (judge model requested, endpoint identity, sha256 of the messages, temperature, max_tokens, run
+index). The run index is part of the key: run 1 of a prompt is a call of its own, not run 0 replayed.
+Only successful replies are stored; a failed call is tried again next time.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.judging.contract import JudgeReply
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS judge_replies (
+    model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    temperature REAL NOT NULL,
+    max_tokens INTEGER NOT NULL,
+    run INTEGER NOT NULL,
+    reply TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (model, endpoint, prompt_hash, temperature, max_tokens, run)
+)
+"""
+_STORED = ("text", "model", "prompt_hash", "settings", "seconds")
+
+
+@dataclass(frozen=True)
+class JudgeKey:
+    model: str
+    endpoint: str  # the base URL without trailing slash, or a stable identity (e.g. "demo:<fingerprint>")
+    prompt_hash: str
+    temperature: float
+    max_tokens: int
+    run: int
+
+    def row(self) -> tuple[str, str, str, float, int, int]:
+        return (self.model, self.endpoint, self.prompt_hash, self.temperature, self.max_tokens, self.run)
+
+
+class JudgeCache:
+    """Thread-safe: judge calls run in a thread pool."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(_SCHEMA)
+        self._conn.commit()
+
+    def get(self, key: JudgeKey) -> JudgeReply | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT reply FROM judge_replies WHERE model = ? AND endpoint = ? AND prompt_hash = ? "
+                "AND temperature = ? AND max_tokens = ? AND run = ?",
+                key.row(),
+            ).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return JudgeReply(**{k: data[k] for k in _STORED if k in data}, cached=True)
+
+    def put(self, key: JudgeKey, reply: JudgeReply) -> None:
+        if reply.error is not None:
+            return
+        blob = json.dumps({k: getattr(reply, k) for k in _STORED}, ensure_ascii=False)
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO judge_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key.row(), blob, time.time())
+            )
+            self._conn.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,1 @@
+"""Run reports (markdown + PNG) and the markdown / JUnit of compare and gate."""

@@ -1,0 +1,161 @@
+"""Markdown and JUnit XML for compare and gate (pull-request comments, CI test reports).
+
+Sample text (questions, model answers) is untrusted: in markdown it is escaped so that it renders
+as plain text (no HTML, no links, no table breaks); in XML the writer escapes it.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+from harness.stats.compare import Comparison, MetricComparison, TaskComparison
+from harness.stats.gate import GateResult
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md(text: object, limit: int = 120) -> str:
+    """Plain text for a markdown table cell: one line, markdown and HTML characters neutralised."""
+    value = " ".join(str(text).split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", value)
+
+
+def num(value: float | None, digits: int = 2, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def pvalue(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def interval(m: MetricComparison) -> str:
+    return "n/a" if m.low is None or m.high is None else f"[{m.low:+.2f}, {m.high:+.2f}]"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _run_line(label: str, run: dict) -> str:
+    demo = " (demo)" if run.get("is_demo") else ""
+    model = f", model {md(run['model'])}" if run.get("model") else ""
+    protocol = f", protocol {md(run['protocol'])}" if run.get("protocol") else ""
+    code = str(run["label"]).replace("`", "'")
+    return f"- **{label}**: `{code}`{model}{protocol}{demo}"
+
+
+def _metric_rows(tasks: Iterable[TaskComparison]) -> list[list[str]]:
+    rows = []
+    for t in tasks:
+        for m in t.metrics:
+            discordant = f" ({m.a_only} vs {m.b_only} discordant)" if m.a_only is not None else ""
+            rows.append([
+                md(t.task), md(m.metric), num(m.a), num(m.b), num(m.diff, signed=True), interval(m),
+                md(m.test) + discordant, pvalue(m.p_value), f"**{md(m.verdict)}**",
+            ])  # fmt: skip
+    return rows
+
+
+def _pairing_lines(tasks: Iterable[TaskComparison]) -> list[str]:
+    lines = []
+    for t in tasks:
+        unpaired = f"; unpaired: {t.only_a} only in A, {t.only_b} only in B" if t.only_a or t.only_b else ""
+        lines.append(f"- {md(t.task)}: {t.n_paired} paired samples{unpaired}")
+        lines.extend(f"  - note: {md(n, 300)}" for n in t.notes)
+    return lines
+
+
+def _flip_lines(t: TaskComparison, a: str = "A", b: str = "B") -> list[str]:
+    if not t.n_flips:
+        return []
+    shown = f" (first {len(t.flips)})" if len(t.flips) < t.n_flips else ""
+    lines = ["", f"#### {md(t.task)}: {t.n_flips} samples changed score{shown}", ""]
+    rows = [[md(f.id, 60), md(f.question, 80), md(f.answer_a, 60), num(f.score_a), md(f.answer_b, 60), num(f.score_b)]
+            for f in t.flips]  # fmt: skip
+    return lines + _table(["id", "question", f"{a} answer", a, f"{b} answer", b], rows)
+
+
+METHOD_NOTE = (
+    "Differences are B − A on the paired samples; intervals are 95% paired cluster-bootstrap percentile "
+    "intervals. Tests: McNemar's exact test (two-sided; clustered McNemar where clusters hold several samples) "
+    "for means of 0/1 scores, a paired bootstrap p-value otherwise."
+)
+
+
+def compare_markdown(c: Comparison) -> str:
+    lines = ["## harness compare", "", _run_line("A", c.a), _run_line("B", c.b), ""]
+    lines += _table(["task", "metric", "A", "B", "Δ (B − A)", "95% CI", "test", "p", "verdict"], _metric_rows(c.tasks))
+    lines += ["", *_pairing_lines(c.tasks)]
+    lines += [f"- note: {md(n, 300)}" for n in c.notes]
+    lines += ["", f"_{METHOD_NOTE} {c.resamples} resamples._"]
+    for t in c.tasks:
+        lines += _flip_lines(t)
+    return "\n".join(lines) + "\n"
+
+
+def gate_markdown(g: GateResult) -> str:
+    failures = g.failures
+    if failures:
+        head = f"## ❌ harness gate: {len(failures)} of {len(g.checks)} checks failed"
+    else:
+        head = f"## ✅ harness gate: all {len(g.checks)} checks passed"
+    lines = [head, "", _run_line("baseline", g.baseline), _run_line("candidate", g.candidate), ""]
+    for check in failures:
+        lines.append(f"- **{md(check.task)} / {md(check.metric)}**: {md(check.reason, 400)}")
+    if failures:
+        lines.append("")
+    rows = []
+    for check in g.checks:
+        m = check.comparison
+        rows.append([
+            "✅ pass" if check.passed else "❌ FAIL", md(check.task), md(check.metric),
+            num(m.a if m else None), num(m.b if m else None), num(m.diff if m else None, signed=True),
+            interval(m) if m else "n/a", f"{check.max_drop:g}", pvalue(m.p_worse if m else None), md(check.reason, 300),
+        ])  # fmt: skip
+    lines += _table(["", "task", "metric", "baseline", "candidate", "Δ", "95% CI", "max drop", "p (worse)", "why"],
+                    rows)  # fmt: skip
+    lines += ["", *_pairing_lines(g.tasks)]
+    lines += [f"- note: {md(n, 300)}" for n in g.notes]
+    lines += ["", f"_A check fails when the drop exceeds its tolerance and the one-sided test rejects at alpha = "
+              f"{g.alpha:g}. {METHOD_NOTE}_"]  # fmt: skip
+    for t in g.tasks:
+        lines += _flip_lines(t, "baseline", "candidate")
+    return "\n".join(lines) + "\n"
+
+
+def gate_junit(g: GateResult) -> str:
+    """JUnit XML: one testsuite, one testcase per task/metric; a failed check is a <failure>."""
+    suite = ET.Element("testsuite", name="harness gate", tests=str(len(g.checks)),
+                       failures=str(len(g.failures)), errors="0", skipped="0")  # fmt: skip
+    for check in g.checks:
+        case = ET.SubElement(suite, "testcase", classname=f"harness.gate.{check.task}", name=check.metric, time="0")
+        m = check.comparison
+        details = check.reason
+        if m is not None:
+            details += (
+                f"\nbaseline {num(m.a)}, candidate {num(m.b)}, paired difference {num(m.diff, signed=True)} "
+                f"95% CI {interval(m)}, {m.test} two-sided p {pvalue(m.p_value)}, one-sided p {pvalue(m.p_worse)}, "
+                f"max drop {check.max_drop:g}"
+            )
+        if check.passed:
+            ET.SubElement(case, "system-out").text = details
+        else:
+            failure = ET.SubElement(case, "failure", message=f"{check.task} {check.metric}: {check.reason}",
+                                    type="regression")  # fmt: skip
+            failure.text = details
+    root = ET.Element("testsuites", name="harness gate", tests=str(len(g.checks)), failures=str(len(g.failures)))
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

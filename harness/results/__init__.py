@@ -1,0 +1,1 @@
+"""What a run leaves: the run directory schema, per-sample records, the store, provenance, loading."""

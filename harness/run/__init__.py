@@ -1,0 +1,1 @@
+"""One run: plan, answer (runner, response cache), score answer files, evaluate end to end."""

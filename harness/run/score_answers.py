@@ -1,0 +1,278 @@
+"""``harness score``: score an answers file without a model, exactly as a run would.
+
+Accepted answers: a LLaVA answers JSONL (``question_id``, ``text``, optionally ``prompt``), a samples
+log of ours (``samples/<task>.jsonl``), or a task-specific format (``Task.score_path``, e.g. MME's
+eval_tool folder).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.adapter import ModelInfo
+from harness.data.check import data_fingerprint, require_data, resolve_data_root
+from harness.data.demo import is_demo_root
+from harness.data.readers import iter_jsonl
+from harness.errors import DataError, UsageError
+from harness.judging.setup import (
+    JudgeOptions,
+    OpenAIJudge,
+    build_judge,
+    judge_cache_for,
+    judge_requirement,
+    usage_since,
+)
+from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
+from harness.registry import get_task
+from harness.results.provenance import environment, git_info
+from harness.results.schema import (
+    RESULTS_FILE,
+    SAMPLES_DIR,
+    DataInfo,
+    JudgeInfo,
+    JudgeUsage,
+    ProtocolInfo,
+    RunDirectory,
+    RunResult,
+    RunSpec,
+    new_run_id,
+    sample_records,
+    task_record,
+    utc_now,
+)
+from harness.results.store import ResultsStore, default_store_url
+from harness.stats.intervals import add_intervals
+from harness.task import Task
+from harness.types import Response, Sample, TaskResult
+
+
+@dataclass
+class ScoreOptions:
+    task: str
+    answers: str
+    data_root: str | None = None
+    output_dir: str | None = None
+    store: str | None = None
+    protocol: str = DEFAULT_PROTOCOL
+    argv: list[str] = field(default_factory=list)
+    judge: JudgeOptions = field(default_factory=JudgeOptions)
+
+
+@dataclass
+class Scored:
+    result: TaskResult
+    samples: list[Sample]
+    responses: dict[str, Response]
+    data_root: Path | None
+    model_label: str
+    judge: JudgeInfo | None = None
+    judge_usage: JudgeUsage | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    records = list(iter_jsonl(path))
+    if not records:
+        raise DataError(f"{path}: no answers in file")
+    return records
+
+
+@dataclass
+class AnswerFile:
+    """An answers file joined to samples: responses by sample id (file order), and what did not join."""
+
+    responses: dict[str, Response]
+    model_label: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _join_notes(path: Path, keys: list[tuple[str, str]], n_joined: int) -> list[str]:
+    """Duplicates (a later line wins, as the official converters' dicts do) and lines that match no
+    question (ignored) are counted, never silent."""
+    unique = len(set(keys))
+    notes = []
+    if len(keys) > unique:
+        notes.append(f"{path.name}: {len(keys) - unique} duplicate answer line(s); the later line was used")
+    if unique > n_joined:
+        notes.append(f"{path.name}: {unique - n_joined} answer line(s) match no question of the task; ignored")
+    return notes
+
+
+def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
+    """Responses keyed by sample id, in the answers file's order, a label for the model, and notes."""
+    records = _read_records(path)
+    first = records[0][1]
+    if "question_id" in first:
+        for lineno, rec in records:
+            for key in ("question_id", "text"):
+                if key not in rec:
+                    raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
+        texts = task.match_answers(samples, (rec for _, rec in records))
+        keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
+        label = str(first.get("model_id") or path.stem)
+        responses = {sid: Response(text=text) for sid, text in texts.items()}
+        return AnswerFile(responses, label, _join_notes(path, keys, len(responses)))
+    if "id" in first and "response" in first:
+        ids = {s.id for s in samples}
+        out: dict[str, Response] = {}
+        for lineno, rec in records:
+            if "id" not in rec or "response" not in rec:
+                raise DataError(f"{path}:{lineno}: missing field 'id' or 'response' (harness samples log)")
+            if rec["response"] is not None and str(rec["id"]) in ids:
+                out[str(rec["id"])] = Response.from_json(rec["response"])
+        keys = [(str(rec["id"]), "") for _, rec in records if rec["response"] is not None]
+        return AnswerFile(out, path.parent.parent.name or path.stem, _join_notes(path, keys, len(out)))
+    raise DataError(
+        f"{path}:{records[0][0]}: unknown answers format: expected 'question_id' and 'text' (LLaVA answers) "
+        "or 'id' and 'response' (a harness samples log)"
+    )
+
+
+@dataclass
+class LoadedAnswers:
+    """An answers file joined to the task's samples (in the answers file's order)."""
+
+    task: Task
+    protocol: Protocol
+    samples: list[Sample]  # every sample the protocol evaluates: answered ones first, in the file's order
+    responses: dict[str, Response]
+    n_answered: int
+    data_root: Path
+    model_label: str
+    notes: list[str]
+
+
+def _answers_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UsageError(f"--answers: '{path}' does not exist")
+    return path
+
+
+def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) -> LoadedAnswers:
+    """Read the task's annotation files and join an answers file to them."""
+    if path.is_dir():
+        raise UsageError(f"--answers: '{path}' is a folder; task {task.name} reads answers from a JSONL file")
+    if root is None:
+        raise UsageError("this needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
+    require_data([task], root, "score")
+    samples = task.select(task.load(root), protocol.settings_for(task))
+    answers = read_answers(path, task, samples)
+    by_id = {s.id: s for s in samples}
+    answered = [by_id[sid] for sid in answers.responses if sid in by_id]
+    unanswered = [s for s in samples if s.id not in answers.responses]
+    return LoadedAnswers(
+        task, protocol, answered + unanswered, answers.responses, len(answered), root, answers.model_label,
+        answers.notes,
+    )
+
+
+def judge_results_root(options: ScoreOptions, answers: Path) -> Path | None:
+    """Where judge replies are cached: ``--output-dir``, else the results root of the run whose samples
+    log is scored (``<root>/<run>/samples/<task>.jsonl``); None: not cached."""
+    if options.output_dir:
+        return Path(options.output_dir)
+    run_dir = answers.resolve().parent.parent
+    if answers.is_file() and answers.parent.name == SAMPLES_DIR and (run_dir / RESULTS_FILE).is_file():
+        return run_dir.parent
+    return None
+
+
+def score_answers(options: ScoreOptions) -> Scored:
+    task = get_task(options.task)
+    protocol = load_protocol(options.protocol)
+    if not protocol.supports(task):
+        raise UsageError(f"protocol '{protocol.name}' has no settings for task {task.name}")
+    options.judge.check()
+    if task.judged and options.judge.spec is None:
+        raise UsageError(judge_requirement(task, no_judge_allowed=False))
+    path = _answers_path(options.answers)
+    root = resolve_data_root(options.data_root)
+    settings = options.judge.settings(protocol.settings_for(task))
+    cache = judge_cache_for(judge_results_root(options, path)) if options.judge.spec else None
+    judge: OpenAIJudge | None = None
+    try:
+        judge = build_judge(options.judge, cache)
+        special = task.score_path(path, root, settings, judge)
+        if special is not None:
+            add_intervals(task, special, sample_records(task.name, [], special, {}))
+            return Scored(special, [], {}, root, path.name)
+        loaded = load_answers(task, protocol, path, root)
+        # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
+        result = task.score(loaded.samples, loaded.responses, settings, judge=judge)
+        add_intervals(task, result, sample_records(task.name, loaded.samples, result, loaded.responses))
+        info = judge.info(options.judge.runs) if judge is not None else None
+        usage = usage_since(judge, JudgeUsage()) if judge is not None else None
+    finally:
+        if judge is not None:
+            judge.close()
+        if cache is not None:
+            cache.close()
+    result.notes.extend(loaded.notes)
+    if loaded.n_answered == 0:
+        result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
+    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings)
+
+
+def export_answers(task_name: str, answers: str, data_root: str | None, output: str) -> Path:
+    """``harness export``: the test-server submission file for an answers file."""
+    task = get_task(task_name)
+    if task.export_filename is None:
+        raise UsageError(f"task {task.name} has no export format")
+    loaded = load_answers(task, load_protocol(DEFAULT_PROTOCOL), _answers_path(answers), resolve_data_root(data_root))
+    for note in loaded.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return task.export(loaded.samples, loaded.responses, loaded.data_root, Path(output))
+
+
+def save_scored(scored: Scored, options: ScoreOptions) -> Path:
+    """Write a run directory and a store entry for a scored answers file."""
+    assert options.output_dir is not None
+    results_root = Path(options.output_dir)
+    task = get_task(options.task)
+    protocol = load_protocol(options.protocol)
+    run_id = new_run_id(f"score-{scored.model_label}")
+    run_dir = RunDirectory(results_root, run_id)
+    root = scored.data_root
+    fingerprints = {task.name: data_fingerprint(task, root)} if root is not None and scored.samples else {}
+    result = RunResult(
+        run_id=run_id,
+        status="complete",
+        created=utc_now(),
+        finished=utc_now(),
+        spec=RunSpec(
+            command="score",
+            tasks=[task.name],
+            data_root=str(root or ""),
+            output_dir=str(results_root.resolve()),
+            answers=str(Path(options.answers).resolve()),
+            protocol=protocol.name,
+            argv=options.argv,
+        ),
+        model=ModelInfo(spec=f"answers:{options.answers}", name=scored.model_label),
+        judge=scored.judge,
+        protocol=ProtocolInfo(name=protocol.name, version=protocol.version, description=protocol.description),
+        data=DataInfo(root=str(root or ""), is_demo=bool(root and is_demo_root(root)), fingerprints=fingerprints),
+        git=git_info(),
+        environment=environment(),
+    )
+    rel = run_dir.write_samples(task.name, scored.samples, scored.result, scored.responses)
+    result.tasks[task.name] = task_record(
+        scored.result, rel, protocol_settings=scored.settings, data_fingerprint=fingerprints.get(task.name, ""),
+        judge_usage=scored.judge_usage,
+    )
+    run_dir.write_results(result)
+    store = ResultsStore(options.store or default_store_url(results_root))
+    store.record(result, run_dir.path)
+    store.close()
+    return run_dir.path
+
+
+def result_json(result: TaskResult) -> dict[str, Any]:
+    """The ``--json`` form: the task result without the per-sample list, plus a flat name -> value map."""
+    payload = result.model_dump(exclude={"samples"})
+    payload["scores"] = {name: m.value for name, m in result.metrics.items()}
+    return payload

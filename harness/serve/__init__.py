@@ -1,0 +1,1 @@
+"""An OpenAI-compatible chat-completions server over any model adapter."""

@@ -1,0 +1,1 @@
+"""Statistics over per-sample records: bootstrap intervals, compare, gate, plan, baselines, subsets."""

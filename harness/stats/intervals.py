@@ -1,0 +1,104 @@
+"""Bootstrap standard errors and intervals for a task's metrics, from its per-sample records.
+
+``statistics_for`` decides how each metric is recomputed: the task's own ``Task.statistics`` for
+records its scorer wrote, else (an imported run, a plugin task without statistics) a plain mean of
+per-sample scores, used only where that mean reproduces the recorded value. ``add_intervals`` puts
+the bootstrap results into the task result's metrics, saying which method each one used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from harness.results.records import Record, mean_of, scored
+from harness.stats.bootstrap import RESAMPLES, SEED, Estimands, bootstrap
+from harness.task import Task
+from harness.types import Metric, TaskResult
+
+NO_INTERVAL = "no bootstrap interval: "
+
+
+def task_or_none(name: str) -> Task | None:
+    """The registered task of that name, or None (an imported task kept under its own name)."""
+    from harness.errors import HarnessError
+    from harness.registry import get_task
+
+    try:
+        return get_task(name)
+    except HarnessError:
+        return None
+
+
+def native(version: str) -> bool:
+    """Whether a task version is one of ours (imported results carry "source:version")."""
+    return ":" not in version
+
+
+@dataclass
+class Statistics:
+    """How a run's metrics of one task are recomputed from any subset of its records."""
+
+    task: Task | None
+    own: list[str] = field(default_factory=list)  # metrics the task's statistics describe
+    plain: dict[str, float] = field(default_factory=dict)  # metric -> scale of a plain mean of scores
+
+    def estimands(self, records: Sequence[Record]) -> Estimands:
+        est = self.task.statistics(records).restrict(self.own) if self.task is not None and self.own else Estimands()
+        for name, scale in self.plain.items():
+            est.metrics[name] = mean_of(name, scored(records), scale=scale)
+        return est
+
+    def names(self) -> list[str]:
+        return [*self.own, *self.plain]
+
+
+def _plain_scale(records: Sequence[Record], metric: Metric) -> float | None:
+    """100 or 1 when that multiple of the mean per-sample score is the metric's value, else None."""
+    values = [float(r["score"]) for r in scored(records)]
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    for scale in (100.0, 1.0):
+        if abs(scale * mean - metric.value) <= 1e-6 * max(1.0, abs(metric.value)):
+            return scale
+    return None
+
+
+def statistics_for(
+    task: Task | None, version: str, records: Sequence[Record], metrics: Mapping[str, Metric], headline: Sequence[str]
+) -> Statistics:
+    """The recomputation of a task's metrics, decided on the full records of the run."""
+    stats = Statistics(task)
+    if task is not None and native(version):
+        described = task.statistics(records).metrics
+        stats.own = [name for name in metrics if name in described]
+    for name in headline:
+        if name in metrics and name not in stats.own:
+            scale = _plain_scale(records, metrics[name])
+            if scale is not None:
+                stats.plain[name] = scale
+    return stats
+
+
+def add_intervals(
+    task: Task | None, result: TaskResult, records: Sequence[Record], resamples: int = RESAMPLES, seed: int = SEED
+) -> None:
+    """Replace the standard error and interval of every metric the records describe by the bootstrap's."""
+    stats = statistics_for(task, result.version, records, result.metrics, result.headline)
+    intervals = bootstrap(stats.estimands(records), resamples, seed)
+    for name, interval in intervals.items():
+        metric = result.metrics[name]
+        if interval.stderr is None:
+            metric.method = NO_INTERVAL + f"{interval.n_clusters} cluster(s)"
+            metric.stderr = metric.ci_low = metric.ci_high = None
+            continue
+        metric.stderr, metric.ci_low, metric.ci_high = interval.stderr, interval.low, interval.high
+        metric.method = interval.method
+        if interval.undefined:
+            metric.method += f" ({interval.undefined} resamples undefined, left out)"
+    for name in result.headline:
+        metric = result.metrics.get(name)
+        if metric is not None and name not in intervals and metric.stderr is None:
+            metric.method = NO_INTERVAL + "the metric is not a plain mean of per-sample scores and the task " \
+                "describes no statistics for it"

@@ -1,0 +1,167 @@
+"""``python -m harness score``, ``list`` and ``data`` through the CLI, on demo and real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.results.schema import load_results
+from harness.results.store import ResultsStore, default_store_url
+from tests.helpers.paths import REALDATA
+
+MME_REAL = REALDATA / "mme"
+
+
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo_root() -> Path:
+    from harness.data.demo import ensure_demo_root
+    from harness.registry import get_tasks
+
+    return ensure_demo_root(get_tasks("gqa,mme"))
+
+
+def _gqa_truth_answers(root: Path, path: Path, wrong_every: int = 0) -> int:
+    questions = json.loads((root / "gqa/data/testdev_balanced_questions.json").read_text())
+    lines, wrong = [], 0
+    for i, line in enumerate((root / "gqa/llava_gqa_testdev_balanced.jsonl").read_text().splitlines()):
+        q = json.loads(line)
+        text = questions[q["question_id"]]["answer"].capitalize() + "."  # LLaVA's conversion lower-cases, strips "."
+        if wrong_every and i % wrong_every == 0:
+            text, wrong = "zebra", wrong + 1
+        lines.append(json.dumps({"question_id": q["question_id"], "prompt": q["text"], "text": text}))
+    path.write_text("\n".join(lines) + "\n")
+    return wrong
+
+
+def test_score_json_prints_one_object_and_nothing_else(demo_root: Path, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.jsonl"
+    wrong = _gqa_truth_answers(demo_root, answers, wrong_every=4)
+    proc = harness("score", "gqa", "--data-root", str(demo_root), "--answers", str(answers), "--json")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)  # the whole stdout is one JSON document
+    n = payload["n_samples"]
+    assert payload["task"] == "gqa" and payload["headline"] == ["accuracy"]
+    assert payload["scores"]["accuracy"] == pytest.approx(100 * (n - wrong) / n)
+    assert payload["metrics"]["accuracy"]["value"] == payload["scores"]["accuracy"]
+    assert payload["n_missing"] == 0
+
+
+def test_score_saves_a_run_and_reports_missing_answers(demo_root: Path, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.jsonl"
+    _gqa_truth_answers(demo_root, answers)
+    lines = answers.read_text().splitlines()
+    answers.write_text("\n".join(lines[:-3]) + "\n")
+    out = tmp_path / "out"
+    proc = harness("score", "gqa", "--data-root", str(demo_root), "--answers", str(answers), "--output-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "3 samples have no answer" in proc.stdout
+    run_dir = next(p for p in out.iterdir() if p.is_dir())
+    result = load_results(run_dir)
+    record = result.tasks["gqa"]
+    assert result.spec.command == "score" and record.n_missing == 3 and record.n_samples > 3
+    # eval.py refuses an incomplete file; the harness scores the missing answers as wrong and says so
+    n = record.n_samples
+    assert record.metrics["accuracy"].value == pytest.approx(100.0 * (n - 3) / n)
+    assert any("no answer" in note for note in record.notes)
+    assert [r.id for r in ResultsStore(default_store_url(out)).runs()] == [run_dir.name]
+
+
+def test_score_reads_a_samples_log_of_a_run(demo_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = harness("run", "--tasks", "mme", "--limit", "8", "--output-dir", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next(p for p in out.iterdir() if (p / "results.json").is_file())
+    proc = harness("score", "mme", "--data-root", str(demo_root), "--answers", str(run_dir / "samples/mme.jsonl"),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    rescored = json.loads(proc.stdout)
+    original = load_results(run_dir).tasks["mme"]
+    assert rescored["scores"]["perception"] == pytest.approx(original.metrics["perception"].value)
+    assert rescored["scores"]["cognition"] == pytest.approx(original.metrics["cognition"].value)
+
+
+def test_score_rejects_unknown_answer_format_with_file_and_line(demo_root: Path, tmp_path: Path) -> None:
+    answers = tmp_path / "weird.jsonl"
+    answers.write_text('{"qid": 1, "answer": "yes"}\n')
+    proc = harness("score", "gqa", "--data-root", str(demo_root), "--answers", str(answers))
+    assert proc.returncode == 1 and f"{answers}:1: unknown answers format" in proc.stderr
+
+
+def _mme_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "MME" / "eval_tool").mkdir(parents=True)
+    (root / "MME" / "llava_mme.jsonl").symlink_to(MME_REAL / "llava_mme.jsonl")
+    (root / "MME" / "eval_tool" / "Your_Results").symlink_to(MME_REAL / "eval_tool" / "Your_Results")
+    return root
+
+
+@pytest.mark.skipif(not MME_REAL.is_dir(), reason=f"real MME files not found at {MME_REAL}")
+def test_score_mme_llava_13b_answers_give_the_published_numbers(tmp_path: Path) -> None:
+    answers = MME_REAL / "answers" / "llava-v1.5-13b.jsonl"
+    proc = harness("score", "mme", "--data-root", str(_mme_root(tmp_path)), "--answers", str(answers), "--json")
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(proc.stdout)["scores"]
+    assert scores["perception"] == pytest.approx(1531.3187, abs=1e-4)
+    assert scores["cognition"] == pytest.approx(295.3571, abs=1e-4)
+
+
+@pytest.mark.skipif(not MME_REAL.is_dir(), reason=f"real MME files not found at {MME_REAL}")
+@pytest.mark.parametrize(
+    ("folder", "perception", "cognition"),
+    [("LaVIN", 963.61, 249.64), ("answers/llava-v1.5-7b", 1508.6726137691257, 355.7142857142857)],
+)
+def test_score_mme_eval_tool_folders(folder: str, perception: float, cognition: float) -> None:
+    proc = harness("score", "mme", "--answers", str(MME_REAL / "eval_tool" / folder), "--json")
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(proc.stdout)["scores"]
+    assert scores["perception"] == pytest.approx(perception, abs=5e-3)
+    assert scores["cognition"] == pytest.approx(cognition, abs=5e-3)
+
+
+def test_list_shows_tasks_and_adapters() -> None:
+    proc = harness("list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    tasks = {t["name"]: t for t in payload["tasks"]}
+    assert set(tasks) >= {"gqa", "mme"}
+    assert tasks["mme"]["headline"] == ["perception", "cognition"] and tasks["mme"]["judged"] is False
+    assert any(f["path"] == "gqa/data/images" and f["needed_for"] == "run" for f in tasks["gqa"]["files"])
+    assert {"tinyllava", "openai"} <= {m["name"] for m in payload["models"]}
+    assert all("default_judge" in t for t in payload["tasks"])
+
+
+def test_data_check_names_missing_files_and_sources(demo_root: Path, tmp_path: Path) -> None:
+    proc = harness("data", "gqa", "--data-root", str(demo_root))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "samples" in proc.stdout
+    partial = tmp_path / "partial"
+    (partial / "gqa").mkdir(parents=True)
+    (partial / "gqa" / "llava_gqa_testdev_balanced.jsonl").write_text("")
+    proc = harness("data", "gqa", "--data-root", str(partial))
+    assert proc.returncode == 1
+    assert "MISSING" in proc.stdout and "stanford" in proc.stdout.lower()
+
+
+def test_unknown_ids_and_duplicates_are_counted_not_silent(demo_root: Path, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.jsonl"
+    _gqa_truth_answers(demo_root, answers)
+    lines = answers.read_text().splitlines()
+    first = json.loads(lines[0])
+    wrong_first = json.dumps({**first, "text": "zebra"})
+    extra = json.dumps({"question_id": "not-a-question", "prompt": "?", "text": "yes"})
+    # the wrong answer comes first and the right one later: the later line wins, as LLaVA's converter
+    answers.write_text("\n".join([wrong_first, *lines, extra]) + "\n")
+    proc = harness("score", "gqa", "--data-root", str(demo_root), "--answers", str(answers), "--json")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["scores"]["accuracy"] == pytest.approx(100.0)
+    notes = " ".join(payload["notes"])
+    assert "1 duplicate answer line(s)" in notes and "1 answer line(s) match no question" in notes

@@ -1,0 +1,123 @@
+"""The engine's own parts: parsing, io errors, cache, store, stats, protocols, batching plan."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.data.readers import iter_jsonl, read_json, read_tsv
+from harness.errors import DataError, UsageError
+from harness.protocol import load_protocol
+from harness.registry import get_tasks, parse_model_args, parse_model_spec
+from harness.run.response_cache import ResponseCache
+from harness.run.runner import plan_batches
+from harness.stats.analytic import mean_metric, mean_stderr, sum_of_means_stderr
+from harness.types import GenerationSettings, ImageRef, Request, Response
+
+
+def test_model_spec_and_args_parsing() -> None:
+    assert parse_model_spec("tinyllava:/a/b:c") == ("tinyllava", "/a/b:c")
+    assert parse_model_args("conv=phi, dtype=float32") == {"conv": "phi", "dtype": "float32"}
+    with pytest.raises(UsageError, match="ADAPTER:TARGET"):
+        parse_model_spec("tinyllava")
+    with pytest.raises(UsageError, match="'conv' is not KEY=VALUE"):
+        parse_model_args("conv")
+
+
+def test_unknown_tasks_are_all_named_with_the_valid_ones() -> None:
+    with pytest.raises(UsageError) as err:
+        get_tasks("gqa,nope,zzz")
+    message = str(err.value)
+    assert "nope, zzz" in message
+    valid = message.split("valid tasks: ")[1].split(", ")
+    assert {"gqa", "mme"} <= set(valid) and valid == sorted(valid)
+    assert err.value.exit_code == 2
+
+
+def test_io_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"a": 1}\n\n{"a": 2,}\n')
+    with pytest.raises(DataError, match=r"q\.jsonl:3: malformed JSON line"):
+        list(iter_jsonl(bad))
+    bad_json = tmp_path / "q.json"
+    bad_json.write_text('{\n  "x": [1,\n}\n')
+    with pytest.raises(DataError, match=r"q\.json:3:1: malformed JSON"):
+        read_json(bad_json)
+    tsv = tmp_path / "t.txt"
+    tsv.write_text("a\tb\tc\nd\te\n")
+    with pytest.raises(DataError, match=r"t\.txt:2: expected 3 tab-separated columns, found 2"):
+        read_tsv(tsv, expected_columns=3)
+
+
+def test_request_key_changes_with_content_and_image_file(tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"one")
+    base = Request("gqa", "1", "<image>\nQ", (ImageRef(str(image)),), GenerationSettings(128))
+    same = Request("other-task", "2", "<image>\nQ", (ImageRef(str(image)),), GenerationSettings(128))
+    assert base.key() == same.key()
+    assert base.key() != Request("gqa", "1", "<image>\nQ2", (ImageRef(str(image)),), GenerationSettings(128)).key()
+    assert base.key() != Request("gqa", "1", "<image>\nQ", (ImageRef(str(image)),), GenerationSettings(16)).key()
+    before = base.key()
+    image.write_bytes(b"three")
+    assert base.key() != before
+
+
+def test_cache_roundtrip_skips_errors(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache.put_many("fp", [("k1", Response(text="yes", output_tokens=2)), ("k2", Response(error="boom"))])
+    found = cache.get_many("fp", ["k1", "k2", "k3"])
+    assert set(found) == {"k1"}
+    assert found["k1"].text == "yes" and found["k1"].cached and found["k1"].output_tokens == 2
+    assert cache.get_many("other-fp", ["k1"]) == {}
+    cache.close()
+    reopened = ResponseCache(tmp_path / "c.sqlite")
+    assert reopened.get_many("fp", ["k1"])["k1"].text == "yes"
+
+
+def test_plan_batches_groups_settings_and_sorts_by_length() -> None:
+    lengths = [5, 1, 9, 3, 7, 2]
+    reqs = [Request("t", str(i), "x" * n, (), GenerationSettings(8 if i % 2 else 16)) for i, n in enumerate(lengths)]
+    batches = plan_batches(reqs, 2, lambda r: len(r.prompt))
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for batch in batches:
+        assert len({reqs[i].generation for i in batch}) == 1
+        lengths = [len(reqs[i].prompt) for i in batch]
+        assert lengths == sorted(lengths, reverse=True)
+    assert batches[0] == [2, 4]  # the longest prompts of the first settings group come first
+
+
+def test_stats_against_hand_computed_values() -> None:
+    values = [1.0, 0.0, 1.0, 1.0]
+    # squared deviations from 0.75 sum to 0.75; sample variance 0.75 / 3 = 0.25; se = 0.5 / sqrt(4)
+    assert mean_stderr(values) == pytest.approx(0.25)
+    metric = mean_metric(values)
+    assert metric.value == pytest.approx(75.0)
+    assert metric.ci_low == pytest.approx(75.0 - 1.959964 * 25.0, abs=1e-4)
+    # clusters {a: [1, 0], b: [1, 1]}: residual sums -0.5 and 0.5; CR1 = sqrt(2/1 * 0.5) / 4
+    assert mean_stderr(values, ["a", "a", "b", "b"]) == pytest.approx(math.sqrt(2 * 0.5) / 4)
+    assert sum_of_means_stderr([3.0, 4.0]) == pytest.approx(5.0)
+    assert sum_of_means_stderr([3.0, None]) is None
+
+
+def test_cluster_stderr_is_wider_than_naive_for_correlated_pairs() -> None:
+    rng = random.Random(0)
+    values, clusters = [], []
+    for g in range(200):
+        v = float(rng.random() < 0.5)
+        values += [v, v]  # perfectly correlated pairs
+        clusters += [g, g]
+    naive, clustered = mean_stderr(values), mean_stderr(values, clusters)
+    assert clustered / naive == pytest.approx(math.sqrt(2), rel=0.05)
+
+
+def test_protocol_files_are_data() -> None:
+    protocol = load_protocol("llava15")
+    assert protocol.name == "llava15" and protocol.version
+    from tasks.gqa import GQATask
+
+    assert protocol.settings_for(GQATask())["max_new_tokens"] == 128
+    with pytest.raises(UsageError, match=r"valid protocols: .*llava15"):
+        load_protocol("nope")

@@ -1,0 +1,1 @@
+"""Builders shared by the tests: tiny checkpoints and VLMs, stores, judge servers, fixtures."""
