@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.judging.contract import Judge
-from harness.types import DataFile, Request, Response, Sample, TaskResult
+from harness.protocol import DEFAULT_PROTOCOL, load_protocol
+from harness.types import DataFile, GenerationSettings, Request, Response, Sample, TaskResult
 
 if TYPE_CHECKING:
     from harness.stats.bootstrap import Estimands
+
+Settings = Mapping[str, Any]  # one task's settings under a protocol (its [tasks.NAME] table)
 
 
 class Task(ABC):
     """A benchmark. Subclasses set the class attributes and implement the abstract methods.
 
     ``version`` is bumped, with a line in ``changelog``, whenever prompts, parsing or scoring change.
+    A protocol picks the prompt builder and the scorer by name (its ``prompt`` and ``scorer`` settings)
+    among ``prompts`` and ``scorers``; ``build_request`` and ``score`` dispatch on them.
     """
 
     name: ClassVar[str]
@@ -28,12 +33,28 @@ class Task(ABC):
     default_judge: ClassVar[str | None] = None  # the judge model of the papers' numbers, e.g. "gpt-4-0613"
     headline: ClassVar[tuple[str, ...]] = ()
     changelog: ClassVar[dict[str, str]] = {}
-    # Per-protocol settings used when a protocol file has no section for this task.
+    # Prompt builders by name (a protocol's ``prompt``): method names; each method takes (sample, settings)
+    # and returns the user turn, ``<image>`` marks included.
+    prompts: ClassVar[dict[str, str]] = {}
+    # Scorers by name (a protocol's ``scorer``): method names; each method takes (samples, responses,
+    # settings, judge) and returns the TaskResult.
+    scorers: ClassVar[dict[str, str]] = {}
+    # Optional fallback for third-party tasks that no protocol file names: settings by protocol name, used
+    # where a protocol has no [tasks.NAME] table (``Protocol.settings_for`` / ``supports``). The shipped
+    # tasks keep theirs in the protocol files and leave this empty.
     default_settings: ClassVar[dict[str, dict[str, Any]]] = {}
     # The ``metadata`` / ``detail`` keys of a samples-log record that ``statistics`` reads (baseline files keep them).
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {}
     # What ``--limit`` counts: samples, or whole subset groups (MMBench: questions with all their passes).
     limit_counts: ClassVar[Literal["samples", "groups"]] = "samples"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A ``prompts`` / ``scorers`` entry that names no method fails when the plugin is imported."""
+        super().__init_subclass__(**kwargs)
+        for kind, table in (("prompt builder", cls.prompts), ("scorer", cls.scorers)):
+            for name, method in table.items():
+                if not callable(getattr(cls, method, None)):
+                    raise TypeError(f"{cls.__name__}: {kind} '{name}' names no method '{method}'")
 
     @abstractmethod
     def data_files(self) -> list[DataFile]:
@@ -43,11 +64,15 @@ class Task(ABC):
     def load(self, data_root: Path) -> list[Sample]:
         """Read the official files into samples, in the official file order. Never opens images."""
 
-    @abstractmethod
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        """The request for one sample under a protocol; ``settings`` is the protocol's task section."""
+        """The request for one sample: the text of the prompt builder ``settings["prompt"]`` names, with
+        the protocol's generation settings. ``settings`` is the protocol's task table (see ``resolve``)."""
+        chosen = self.resolve(settings)
+        prompt = self.named("prompt", self.prompts, chosen)(sample, chosen)
+        return Request(
+            task=self.name, sample_id=sample.id, prompt=prompt, images=sample.images, generation=self.generation(chosen)
+        )
 
-    @abstractmethod
     def score(
         self,
         samples: Sequence[Sample],
@@ -55,12 +80,41 @@ class Task(ABC):
         settings: Mapping[str, Any] | None = None,
         judge: Judge | None = None,
     ) -> TaskResult:
-        """Score exactly as the protocol's scorer does (the official tool for ``llava15``).
+        """Score exactly as the scorer ``settings["scorer"]`` names does (the official tool for ``llava15``).
 
         Pure apart from the judge: samples and responses in, result out. ``responses`` maps sample id
-        to response; a sample with no entry is missing. ``settings`` is the protocol's task section
-        (None: the official scorer); ``judge`` is given only when the user configured one.
+        to response; a sample with no entry is missing. ``settings`` is the protocol's task table (None:
+        the llava15 protocol's); ``judge`` is given only when the user configured one.
         """
+        chosen = self.resolve(settings)
+        return self.named("scorer", self.scorers, chosen)(samples, responses, chosen, judge)
+
+    def resolve(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``settings`` over the llava15 protocol's settings for this task: a key left out takes llava15's
+        value, and None means llava15's settings (read from the shipped file)."""
+        return {**load_protocol(DEFAULT_PROTOCOL).settings_for(self), **(settings or {})}
+
+    def named(self, key: str, table: Mapping[str, str], settings: Mapping[str, Any]) -> Callable[..., Any]:
+        """The method the setting ``key`` names in ``table``; UsageError naming the task, key and choices."""
+        value = settings.get(key)
+        if not isinstance(value, str) or value not in table:
+            choices = ", ".join(table) or "none defined"
+            raise UsageError(f"task {self.name}: protocol setting {key}={value!r} is not one of: {choices}")
+        return getattr(self, table[value])
+
+    def setting(self, settings: Mapping[str, Any], key: str) -> Any:
+        """A setting a prompt builder or scorer needs; UsageError naming the task and the key when absent."""
+        if key not in settings:
+            raise UsageError(f"task {self.name}: the protocol gives no '{key}' setting")
+        return settings[key]
+
+    def generation(self, settings: Mapping[str, Any]) -> GenerationSettings:
+        """``max_new_tokens`` (required), ``temperature`` (default 0: greedy) and ``stop`` (default none)."""
+        return GenerationSettings(
+            max_new_tokens=int(self.setting(settings, "max_new_tokens")),
+            temperature=float(settings.get("temperature", 0.0)),
+            stop=tuple(str(s) for s in settings.get("stop", ())),
+        )
 
     def select(self, samples: list[Sample], settings: Mapping[str, Any]) -> list[Sample]:
         """The samples a protocol evaluates (all by default; e.g. lmms-eval's ScienceQA keeps image problems)."""
@@ -97,23 +151,23 @@ class Task(ABC):
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """Join the lines of a LLaVA answers JSONL (question_id, text, prompt) to sample ids.
 
-        The default matches ``question_id`` to the sample id; a later line wins, as the official
+        The default matches ``answer_id(question_id)`` to the sample id; a later line wins, as the official
         converters' dicts do.
         """
         ids = {s.id for s in samples}
         out: dict[str, str] = {}
         for rec in records:
-            qid = str(rec.get("question_id"))
-            if qid in ids:
-                out[qid] = str(rec.get("text", ""))
+            sid = self.answer_id(rec.get("question_id"))
+            if sid in ids:
+                out[sid] = str(rec.get("text", ""))
         return out
 
+    def answer_id(self, question_id: Any) -> str | None:
+        """The sample id an answers line's ``question_id`` names (default: the id as text)."""
+        return str(question_id)
+
     def score_path(
-        self,
-        path: Path,
-        data_root: Path | None,
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+        self, path: Path, data_root: Path | None, settings: Settings | None = None, judge: Judge | None = None
     ) -> TaskResult | None:
         """Score a task-specific answers format (for example MME's eval_tool folder, MM-Vet's results
         file). Return None when ``path`` is not such a format, so the generic readers are tried.

@@ -24,9 +24,9 @@ METRIC_MAX = {("mme", "perception"): 2000.0, ("mme", "cognition"): 800.0, ("mme"
 SOURCES = ("real", "demo", "paper")
 
 RUN_COLUMNS = [
-    "run_id", "model", "model_spec", "llm", "vision_tower", "n_parameters", "protocol", "source", "created",
-    "finished", "status", "command", "step", "training_run", "git_branch", "git_commit", "git_dirty", "run_dir",
-    "data_root",
+    "run_id", "model", "model_spec", "llm", "vision_tower", "n_parameters", "protocol", "protocol_hash", "source",
+    "created", "finished", "status", "command", "step", "training_run", "git_branch", "git_commit", "git_dirty",
+    "run_dir", "data_root",
 ]  # fmt: skip
 HEAD_COLUMNS = ["run_id", "task", "metric", "value", "ci_low", "ci_high", "stderr", "n", "method"]
 
@@ -42,7 +42,7 @@ def runs_frame(store: ResultsStore) -> pd.DataFrame:
         RunRow.id, RunRow.model_name, RunRow.model_spec, RunRow.llm, RunRow.vision_tower, RunRow.n_parameters,
         RunRow.protocol, RunRow.is_demo_data, RunRow.is_demo_model, RunRow.created, RunRow.finished,
         RunRow.status, RunRow.command, RunRow.step, RunRow.training_run, RunRow.git_branch, RunRow.git_commit,
-        RunRow.git_dirty, RunRow.run_dir, RunRow.data_root,
+        RunRow.git_dirty, RunRow.run_dir, RunRow.data_root, RunRow.protocol_hash,
     ]  # fmt: skip
     with Session(store.engine) as session:
         rows = session.execute(select(*cols).order_by(RunRow.created.desc(), RunRow.id)).all()
@@ -51,8 +51,8 @@ def runs_frame(store: ResultsStore) -> pd.DataFrame:
         records.append({
             "run_id": r.id, "model": r.model_name, "model_spec": r.model_spec, "llm": r.llm or "",
             "vision_tower": r.vision_tower or "", "n_parameters": r.n_parameters, "protocol": r.protocol or "",
-            "source": "demo" if (r.is_demo_data or r.is_demo_model) else "real", "created": r.created,
-            "finished": r.finished, "status": r.status, "command": r.command, "step": r.step,
+            "protocol_hash": r.protocol_hash or "", "source": "demo" if (r.is_demo_data or r.is_demo_model) else "real",
+            "created": r.created, "finished": r.finished, "status": r.status, "command": r.command, "step": r.step,
             "training_run": r.training_run or "", "git_branch": r.git_branch or "",
             "git_commit": r.git_commit or "", "git_dirty": r.git_dirty, "run_dir": r.run_dir, "data_root": r.data_root,
         })  # fmt: skip

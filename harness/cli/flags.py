@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from harness.judging.setup import JudgeOptions
 
 DEFAULT_OUTPUT = "results"
 
 
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
+def int_at_least(minimum: int, name: str) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than ``minimum`` (``name`` shows in argparse's messages)."""
+
+    def parse(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return number
+
+    parse.__name__ = name
+    return parse
 
 
-def non_negative(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+positive = int_at_least(1, "positive")
+non_negative = int_at_least(0, "non_negative")
+
+
+def probability(value: str) -> float:
+    number = float(value)
+    if not 0 < number < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return number
 
 

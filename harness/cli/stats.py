@@ -9,24 +9,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.cli.flags import int_at_least, probability
 from harness.errors import UsageError
 from harness.stats.bootstrap import RESAMPLES
 
 COMMANDS = ("compare", "gate", "plan")
 
 
-def _probability(value: str) -> float:
-    number = float(value)
-    if not 0 < number < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return number
-
-
-def _resamples(value: str) -> int:
-    number = int(value)
-    if number < 100:
-        raise argparse.ArgumentTypeError(f"must be at least 100, got {value}")
-    return number
+_resamples = int_at_least(100, "resamples")
 
 
 def _task_list(text: str | None) -> list[str] | None:
@@ -51,7 +41,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     gate.add_argument("--max-drop", action="append", default=None, metavar="X|TASK=X|TASK.METRIC=X",
                       help="largest tolerated drop in metric units (default 1.0); repeat or comma-separate "
                            "for per-task values, e.g. --max-drop 1.0 --max-drop mme=20")  # fmt: skip
-    gate.add_argument("--alpha", type=_probability, default=0.05, help="one-sided significance level (default 0.05)")
+    gate.add_argument("--alpha", type=probability, default=0.05, help="one-sided significance level (default 0.05)")
     gate.add_argument("--markdown", default=None, metavar="FILE", help="write the summary (a PR comment) here")
     gate.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here (one testcase per metric)")
     gate.add_argument("--store", default=None, help="results store URL for run ids (default: results/harness.db)")
@@ -64,8 +54,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--task", required=True)
     plan.add_argument("--run", required=True, help="a full run of the task (run directory or store run id)")
     plan.add_argument("--detect", type=float, required=True, help="the drop to detect, in metric units (e.g. 2.0)")
-    plan.add_argument("--power", type=_probability, default=0.8)
-    plan.add_argument("--alpha", type=_probability, default=0.05, help="one-sided, as the gate tests")
+    plan.add_argument("--power", type=probability, default=0.8)
+    plan.add_argument("--alpha", type=probability, default=0.05, help="one-sided, as the gate tests")
     plan.add_argument("--metric", default=None, help="default: the task's first headline metric")
     plan.add_argument("--against", default=None, help="a second run on the same samples: measures the correlation")
     plan.add_argument("--correlation", type=float, default=0.5,

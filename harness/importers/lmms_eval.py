@@ -20,16 +20,8 @@ from harness.data.readers import iter_jsonl, read_json
 from harness.errors import DataError, UsageError
 from harness.importers.lmms_eval_names import MetricMap, metric_map, our_task, split_key
 from harness.results.provenance import Environment, GitInfo
-from harness.results.schema import (
-    DataInfo,
-    ProtocolInfo,
-    RunDirectory,
-    RunResult,
-    RunSpec,
-    task_record,
-    utc_now,
-)
-from harness.results.store import ResultsStore, default_store_url
+from harness.results.recorder import RunRecorder, new_result
+from harness.results.schema import DataInfo, ProtocolInfo, RunResult, RunSpec, TaskRecord, utc_now
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 
 RESULTS_SUFFIX = "_results.json"
@@ -267,20 +259,19 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def build_run(source: Path, data: dict[str, Any], output_dir: Path, argv: list[str]) -> ImportedRun:
+def build_run(
+    source: Path, data: dict[str, Any], output_dir: Path, argv: list[str], store_url: str | None
+) -> ImportedRun:
     """Write one results file (and its samples files) as a run directory; return it."""
     info = model_info(data, source)
     config = data.get("config") or {}
     run_id = run_id_for(source, data, info.name)
-    run_dir = RunDirectory(output_dir, run_id)
     created = _created(data)
     leaves = {t: r for t, r in data["results"].items() if not (data.get("group_subtasks") or {}).get(t)}
     our_names = {t: our_task(t)[0] for t in leaves}
-    result = RunResult(
+    result = new_result(
         run_id=run_id,
-        status="complete",
         created=created,
-        finished=created,
         spec=RunSpec(
             command="import",
             tasks=list(our_names.values()),
@@ -306,23 +297,27 @@ def build_run(source: Path, data: dict[str, Any], output_dir: Path, argv: list[s
             fingerprints={our_names[t]: str(h) for t, h in (data.get("task_hashes") or {}).items() if t in our_names},
         ),
         git=GitInfo(commit=data.get("git_hash"), branch=data.get("git_branch")),
-        environment=Environment(
+        env=Environment(
             python="", platform="", packages={"lmms-eval": str(data.get("lmms_eval_version") or "")}
         ),
     )
+    result.status, result.finished = "complete", created
     samples_by_task = samples_files(source)
     notes: list[str] = []
-    for lmms_task, entry in leaves.items():
-        record = _task_record(lmms_task, entry, data, samples_by_task.get(lmms_task), run_dir)
-        result.tasks[record.task] = record
-        notes.extend(f"{record.task}: {n}" for n in record.notes)
-    run_dir.write_results(result)
-    return ImportedRun(source, run_dir.path, result, notes)
+    recorder = RunRecorder(output_dir, store_url, result)
+    try:
+        for lmms_task, entry in leaves.items():
+            record = _add_task(lmms_task, entry, data, samples_by_task.get(lmms_task), recorder)
+            notes.extend(f"{record.task}: {n}" for n in record.notes)
+        recorder.save()
+    finally:
+        recorder.close()
+    return ImportedRun(source, recorder.path, result, notes)
 
 
-def _task_record(
-    lmms_task: str, entry: dict[str, Any], data: dict[str, Any], samples_path: Path | None, run_dir: RunDirectory
-) -> Any:
+def _add_task(
+    lmms_task: str, entry: dict[str, Any], data: dict[str, Any], samples_path: Path | None, recorder: RunRecorder
+) -> TaskRecord:
     ours, known = our_task(lmms_task)
     counts = (data.get("n-samples") or {}).get(lmms_task) or {}
     n = _int_or_none(counts.get("effective")) or 0
@@ -353,16 +348,17 @@ def _task_record(
         n_samples=n or len(samples),
         notes=notes,
     )
-    rel = run_dir.write_samples(ours, samples, task_result, responses) if samples_path is not None else ""
     config = (data.get("configs") or {}).get(lmms_task) or {}
     settings = {
         "lmms_eval_task": lmms_task,
         "generation_kwargs": config.get("generation_kwargs", {}),
         "n_shot": (data.get("n-shot") or {}).get(lmms_task),
     }
-    return task_record(
+    return recorder.add_task(
         task_result,
-        rel,
+        samples,
+        responses,
+        write_samples=samples_path is not None,
         protocol_settings=json.loads(json.dumps(settings, default=str)),
         data_fingerprint=str((data.get("task_hashes") or {}).get(lmms_task, "")),
     )
@@ -373,11 +369,4 @@ def import_lmms_eval(path: str, output_dir: str, store_url: str | None, argv: li
     root = Path(output_dir)
     sources = find_results_files(Path(path).expanduser())
     loaded = [(source, read_results(source)) for source in sources]  # every file is checked before writing
-    store = ResultsStore(store_url or default_store_url(root))
-    try:
-        runs = [build_run(source, data, root, argv) for source, data in loaded]
-        for run in runs:
-            store.record(run.result, run.run_dir)
-    finally:
-        store.close()
-    return runs
+    return [build_run(source, data, root, argv, store_url) for source, data in loaded]

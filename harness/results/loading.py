@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataError, UsageError
+from harness.results.identity import RunIdentity
 from harness.results.records import read_records
 from harness.results.schema import RESULTS_FILE, RunResult, TaskRecord, load_results
 
@@ -57,28 +58,16 @@ def _from_result(result: RunResult, run_dir: Path | None, source: str) -> RunDat
     for name, record in result.tasks.items():
         path = run_dir / record.samples_file if run_dir is not None and record.samples_file else None
         tasks[name] = TaskData(name, record, path)
-    model = result.model
+    who = RunIdentity.of(result)
     return RunData(
         label=result.run_id,
         source=source,
         kind="run",
         tasks=tasks,
-        model=model.name if model else "",
-        protocol=result.protocol.name if result.protocol else "",
-        is_demo=bool(result.data.is_demo or (model and model.is_demo)),
-        info={
-            "run_id": result.run_id,
-            "command": result.spec.command,
-            "model": model.name if model else "",
-            "model_spec": model.spec if model else "",
-            "model_fingerprint": model.fingerprint if model else "",
-            "protocol": result.protocol.name if result.protocol else "",
-            "limit": result.spec.limit,
-            "is_demo_data": result.data.is_demo,
-            "data_fingerprints": dict(result.data.fingerprints),
-            "git_commit": result.git.commit,
-            "git_dirty": result.git.dirty,
-        },
+        model=who.model,
+        protocol=who.protocol,
+        is_demo=who.is_demo,
+        info=who.model_dump(),
     )
 
 

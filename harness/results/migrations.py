@@ -93,8 +93,14 @@ def _v3_big_parameter_counts(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE runs ALTER COLUMN n_parameters TYPE BIGINT"))
 
 
+def _v4_protocol_hash(conn: Connection) -> None:
+    """runs gain ``protocol_hash``, the content hash of the protocol settings a run used ("" for older runs,
+    which recorded only the protocol's name and version)."""
+    _add_column(conn, "runs", "protocol_hash", String(64), "''")
+
+
 # version -> the step that brings a store of version - 1 to it
-STEPS: dict[int, Step] = {2: _v2_training_step_branch_updated, 3: _v3_big_parameter_counts}
+STEPS: dict[int, Step] = {2: _v2_training_step_branch_updated, 3: _v3_big_parameter_counts, 4: _v4_protocol_hash}
 LATEST = max(STEPS)
 
 

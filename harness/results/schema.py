@@ -48,6 +48,8 @@ class ProtocolInfo(BaseModel):
     name: str
     version: str
     description: str = ""
+    source: str = ""  # a shipped protocol's name or the path of the user's protocol file
+    content_hash: str = ""  # of the resolved settings of every task (``Protocol.content_hash``)
 
 
 class DataInfo(BaseModel):

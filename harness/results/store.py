@@ -43,6 +43,7 @@ from harness.results.migrations import (
     training_run_from_result_json,
     upgrade,
 )
+from harness.results.identity import RunIdentity
 from harness.results.schema import RunResult
 
 STORE_FILE = "harness.db"
@@ -89,6 +90,8 @@ class RunRow(Base):
     training_run: Mapped[str] = mapped_column(Text, default="")  # the training output folder it came from
     git_branch: Mapped[str] = mapped_column(String(256), default="")
     updated: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when the run last recorded
+    # schema version 4
+    protocol_hash: Mapped[str] = mapped_column(String(64), default="")  # content hash of the protocol's settings
 
 
 class TaskRow(Base):
@@ -262,26 +265,27 @@ class ResultsStore:
 
     def record(self, result: RunResult, run_dir: Path | str) -> None:
         """Insert or replace everything the store holds about this run."""
-        model = result.model
+        model, who = result.model, RunIdentity.of(result)
         run = RunRow(
             id=result.run_id,
             created=_parse_time(result.created),
             finished=_parse_time(result.finished),
             status=result.status,
-            command=result.spec.command,
-            model_name=model.name if model else "",
-            model_spec=model.spec if model else "",
-            model_fingerprint=model.fingerprint if model else "",
-            is_demo_model=bool(model and model.is_demo),
-            is_demo_data=result.data.is_demo,
+            command=who.command,
+            model_name=who.model,
+            model_spec=who.model_spec,
+            model_fingerprint=who.model_fingerprint,
+            is_demo_model=who.is_demo_model,
+            is_demo_data=who.is_demo_data,
             llm=model.llm if model else "",
             vision_tower=model.vision_tower if model else "",
             n_parameters=model.n_parameters if model else None,
-            protocol=result.protocol.name if result.protocol else "",
-            protocol_version=result.protocol.version if result.protocol else "",
+            protocol=who.protocol,
+            protocol_version=who.protocol_version,
+            protocol_hash=who.protocol_hash,
             data_root=result.data.root,
-            git_commit=result.git.commit,
-            git_dirty=result.git.dirty,
+            git_commit=who.git_commit,
+            git_dirty=who.git_dirty,
             run_dir=str(Path(run_dir).resolve()),
             results_json=result.model_dump_json(),
             step=training_step(result),

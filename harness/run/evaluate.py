@@ -23,19 +23,8 @@ from harness.judging.cache import JudgeCache
 from harness.judging.setup import JudgeOptions, OpenAIJudge, build_judge, require_judges, usage_since
 from harness.protocol import Protocol, load_protocol
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
-from harness.results.provenance import environment, git_info
-from harness.results.schema import (
-    DataInfo,
-    ProtocolInfo,
-    RunDirectory,
-    RunResult,
-    RunSpec,
-    new_run_id,
-    sample_records,
-    task_record,
-    utc_now,
-)
-from harness.results.store import ResultsStore, default_store_url
+from harness.results.recorder import RunRecorder, new_result, protocol_info
+from harness.results.schema import DataInfo, RunResult, RunSpec, sample_records
 from harness.run.response_cache import CACHE_FILE, ResponseCache
 from harness.run.runner import Runner
 from harness.stats.intervals import add_intervals
@@ -155,9 +144,6 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         demo_label = "[bold yellow]DEMO JUDGE[/] " if judge.is_demo else ""
         console.print(f"judge    {demo_label}{judge.name} at {judge.client.base_url}")
 
-    run_id = new_run_id(info.name)
-    run_dir = RunDirectory(results_root, run_id)
-    store = ResultsStore(options.store or default_store_url(results_root))
     cache = ResponseCache(results_root / CACHE_FILE) if options.use_cache else None
     spec = RunSpec(
         command="run",
@@ -175,22 +161,19 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         no_judge=options.no_judge,
         argv=options.argv,
     )
-    result = RunResult(
-        run_id=run_id,
-        created=utc_now(),
-        spec=spec,
-        protocol=ProtocolInfo(name=protocol.name, version=protocol.version, description=protocol.description),
-        model=info,
-        data=DataInfo(root=str(root), is_demo=demo_data),
-        git=git_info(),
-        environment=environment(),
+    recorder = RunRecorder(
+        results_root, options.store, new_result(spec, info, DataInfo(root=str(root), is_demo=demo_data),
+                                                protocol_info(protocol))
     )
+    result = recorder.result
 
-    def save() -> None:
+    def save(status: str | None = None, error: str | None = None) -> None:
         if judge is not None:
             result.judge = judge.info(options.judge.runs)
-        run_dir.write_results(result)
-        store.record(result, run_dir.path)
+        if status is None:
+            recorder.save()
+        else:
+            recorder.finish(status, error)
 
     save()
     runner = Runner(adapter, cache, options.batch_size, options.num_workers, console, options.show_progress)
@@ -211,40 +194,30 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                     scored = task.score(task_samples, by_id, settings, judge=judge)
                     add_intervals(task, scored, sample_records(task.name, task_samples, scored, by_id))
                 if task.export_filename:
-                    written = task.export(task_samples, by_id, root, run_dir.path / task.export_filename)
+                    written = task.export(task_samples, by_id, root, recorder.path / task.export_filename)
                     scored.notes.append(f"submission file for the test server: {written}")
-                rel = run_dir.write_samples(
-                    task.name, task_samples, scored, by_id, {s.id: q for s, q in zip(task_samples, requests)}
-                )
                 timing.seconds = time.perf_counter() - task_start
                 result.data.fingerprints[task.name] = data_fingerprint(task, root)
-                result.tasks[task.name] = task_record(
-                    scored, rel, protocol_settings=settings, data_fingerprint=result.data.fingerprints[task.name],
-                    timing=timing,
+                recorder.add_task(
+                    scored, task_samples, by_id, {s.id: q for s, q in zip(task_samples, requests)},
+                    protocol_settings=settings, data_fingerprint=result.data.fingerprints[task.name], timing=timing,
                     judge_usage=usage_since(judge, judge_before),
                 )
                 save()
     except KeyboardInterrupt:
-        result.status = "interrupted"
-        result.finished = utc_now()
-        save()
+        save("interrupted")
         raise
     except BaseException as exc:
-        result.status = "failed"
-        result.errors.append(f"{type(exc).__name__}: {exc}")
-        result.finished = utc_now()
-        save()
+        save("failed", f"{type(exc).__name__}: {exc}")
         raise
     finally:
         adapter.close()
         if cache:
             cache.close()
         _close_judge(judge, judge_cache)
-    result.status = "complete"
-    result.finished = utc_now()
-    save()
-    store.close()
-    print_run_summary(console, result, run_dir.path)
+    save("complete")
+    recorder.close()
+    print_run_summary(console, result, recorder.path)
     return result
 
 

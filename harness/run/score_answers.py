@@ -27,23 +27,17 @@ from harness.judging.setup import (
 )
 from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
 from harness.registry import get_task
-from harness.results.provenance import environment, git_info
+from harness.results.recorder import RunRecorder, new_result, protocol_info
 from harness.results.schema import (
     RESULTS_FILE,
     SAMPLES_DIR,
     DataInfo,
     JudgeInfo,
     JudgeUsage,
-    ProtocolInfo,
-    RunDirectory,
-    RunResult,
     RunSpec,
     new_run_id,
     sample_records,
-    task_record,
-    utc_now,
 )
-from harness.results.store import ResultsStore, default_store_url
 from harness.stats.intervals import add_intervals
 from harness.task import Task
 from harness.types import Response, Sample, TaskResult
@@ -234,41 +228,29 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
     results_root = Path(options.output_dir)
     task = get_task(options.task)
     protocol = load_protocol(options.protocol)
-    run_id = new_run_id(f"score-{scored.model_label}")
-    run_dir = RunDirectory(results_root, run_id)
     root = scored.data_root
     fingerprints = {task.name: data_fingerprint(task, root)} if root is not None and scored.samples else {}
-    result = RunResult(
-        run_id=run_id,
-        status="complete",
-        created=utc_now(),
-        finished=utc_now(),
-        spec=RunSpec(
-            command="score",
-            tasks=[task.name],
-            data_root=str(root or ""),
-            output_dir=str(results_root.resolve()),
-            answers=str(Path(options.answers).resolve()),
-            protocol=protocol.name,
-            argv=options.argv,
-        ),
-        model=ModelInfo(spec=f"answers:{options.answers}", name=scored.model_label),
-        judge=scored.judge,
-        protocol=ProtocolInfo(name=protocol.name, version=protocol.version, description=protocol.description),
-        data=DataInfo(root=str(root or ""), is_demo=bool(root and is_demo_root(root)), fingerprints=fingerprints),
-        git=git_info(),
-        environment=environment(),
+    spec = RunSpec(
+        command="score",
+        tasks=[task.name],
+        data_root=str(root or ""),
+        output_dir=str(results_root.resolve()),
+        answers=str(Path(options.answers).resolve()),
+        protocol=protocol.name,
+        argv=options.argv,
     )
-    rel = run_dir.write_samples(task.name, scored.samples, scored.result, scored.responses)
-    result.tasks[task.name] = task_record(
-        scored.result, rel, protocol_settings=scored.settings, data_fingerprint=fingerprints.get(task.name, ""),
-        judge_usage=scored.judge_usage,
+    model = ModelInfo(spec=f"answers:{options.answers}", name=scored.model_label)
+    data = DataInfo(root=str(root or ""), is_demo=bool(root and is_demo_root(root)), fingerprints=fingerprints)
+    result = new_result(spec, model, data, protocol_info(protocol), run_id=new_run_id(f"score-{scored.model_label}"))
+    result.judge = scored.judge
+    recorder = RunRecorder(results_root, options.store, result)
+    recorder.add_task(
+        scored.result, scored.samples, scored.responses, protocol_settings=scored.settings,
+        data_fingerprint=fingerprints.get(task.name, ""), judge_usage=scored.judge_usage,
     )
-    run_dir.write_results(result)
-    store = ResultsStore(options.store or default_store_url(results_root))
-    store.record(result, run_dir.path)
-    store.close()
-    return run_dir.path
+    recorder.finish("complete")
+    recorder.close()
+    return recorder.path
 
 
 def result_json(result: TaskResult) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the bootstrap results into the task result's metrics, saying which method each o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,11 +43,19 @@ class Statistics:
     task: Task | None
     own: list[str] = field(default_factory=list)  # metrics the task's statistics describe
     plain: dict[str, float] = field(default_factory=dict)  # metric -> scale of a plain mean of scores
+    described: Estimands | None = None  # the task's statistics of the full records (computed once)
+    records: Sequence[Record] = ()  # the full records
 
-    def estimands(self, records: Sequence[Record]) -> Estimands:
-        est = self.task.statistics(records).restrict(self.own) if self.task is not None and self.own else Estimands()
+    def estimands(self, records: Sequence[Record] | None = None) -> Estimands:
+        """The estimands of ``records`` (a subset, for compare and plan); None: of the full records."""
+        if records is None and self.described is not None:
+            est = self.described.restrict(self.own)
+        elif self.task is not None and self.own and records is not None:
+            est = self.task.statistics(records).restrict(self.own)
+        else:
+            est = Estimands()
         for name, scale in self.plain.items():
-            est.metrics[name] = mean_of(name, scored(records), scale=scale)
+            est.metrics[name] = mean_of(name, scored(records if records is not None else self.records), scale=scale)
         return est
 
     def names(self) -> list[str]:
@@ -69,10 +78,10 @@ def statistics_for(
     task: Task | None, version: str, records: Sequence[Record], metrics: Mapping[str, Metric], headline: Sequence[str]
 ) -> Statistics:
     """The recomputation of a task's metrics, decided on the full records of the run."""
-    stats = Statistics(task)
+    stats = Statistics(task, records=records)
     if task is not None and native(version):
-        described = task.statistics(records).metrics
-        stats.own = [name for name in metrics if name in described]
+        stats.described = task.statistics(records)
+        stats.own = [name for name in metrics if name in stats.described.metrics]
     for name in headline:
         if name in metrics and name not in stats.own:
             scale = _plain_scale(records, metrics[name])
@@ -81,14 +90,29 @@ def statistics_for(
     return stats
 
 
+# Official scorers that round (LLaVA-Bench and MM-Vet print one decimal) differ from the unrounded
+# recomputation by at most half a unit of their last digit.
+ROUNDING = 0.05 + 1e-9
+
+
+def _agrees(point: float, value: float) -> bool:
+    """Whether the task's statistics recompute the scorer's value (up to the official rounding)."""
+    return abs(point - value) <= ROUNDING or (math.isnan(point) and math.isnan(value))
+
+
 def add_intervals(
     task: Task | None, result: TaskResult, records: Sequence[Record], resamples: int = RESAMPLES, seed: int = SEED
 ) -> None:
     """Replace the standard error and interval of every metric the records describe by the bootstrap's."""
     stats = statistics_for(task, result.version, records, result.metrics, result.headline)
-    intervals = bootstrap(stats.estimands(records), resamples, seed)
+    intervals = bootstrap(stats.estimands(), resamples, seed)
     for name, interval in intervals.items():
         metric = result.metrics[name]
+        if not _agrees(interval.value, metric.value):
+            # One description per metric: an interval is only reported around the value the scorer gave.
+            metric.method = NO_INTERVAL + f"the task's statistics give {interval.value!r}, the scorer {metric.value!r}"
+            metric.stderr = metric.ci_low = metric.ci_high = None
+            continue
         if interval.stderr is None:
             metric.method = NO_INTERVAL + f"{interval.n_clusters} cluster(s)"
             metric.stderr = metric.ci_low = metric.ci_high = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from harness.results.identity import RunIdentity
 from leaderboard import ui
 from leaderboard.details import task_table
 
@@ -37,12 +38,8 @@ if notes:
     for name, note in notes:
         st.code(f"{name}: {note}", language=None, wrap_lines=True)
 
-st.subheader("Fingerprints")
-st.json({
-    "model": result.model.fingerprint if result.model else None,
-    "data": result.data.fingerprints,
-    "git": result.git.model_dump(),
-}, expanded=True)  # fmt: skip
+st.subheader("Identity: model, data, protocol and code fingerprints")
+st.json(RunIdentity.of(result).model_dump(), expanded=True)
 left, right = st.columns(2)
 with left:
     st.subheader("Spec")

@@ -8,6 +8,21 @@ from dataclasses import dataclass
 from harness.types import Response, Sample
 
 
+@dataclass(frozen=True)
+class Counts:
+    """The counts a task result reports: samples scored, answers that are model errors, samples without one."""
+
+    samples: int
+    errors: int = 0
+    missing: int = 0
+
+
+def count_responses(samples: Sequence[Sample], responses: Mapping[str, Response]) -> Counts:
+    """A sample with no response is missing; one whose response carries an error counts as an error."""
+    found = [responses[s.id] for s in samples if s.id in responses]
+    return Counts(len(samples), sum(1 for r in found if r.error is not None), len(samples) - len(found))
+
+
 @dataclass
 class Answers:
     """Per-sample answer texts in sample order ("" where there is no answer) and the counts."""
@@ -15,6 +30,11 @@ class Answers:
     texts: list[str]
     n_missing: int
     n_errors: int
+
+    @property
+    def counts(self) -> Counts:
+        """The counts over every sample the answers were collected for."""
+        return Counts(len(self.texts), self.n_errors, self.n_missing)
 
     def missing_note(self, total: int, treated_as: str) -> list[str]:
         if not self.n_missing:

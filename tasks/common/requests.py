@@ -1,4 +1,8 @@
-"""What the tasks share when they build requests: LLaVA's constants, protocol-setting lookup, requests."""
+"""What the tasks share when they build requests: LLaVA's constants, the image token, setting lookup.
+
+The request itself is built by ``Task.build_request`` from the protocol's settings (prompt builder,
+``max_new_tokens``, ``temperature``, ``stop``); the builders here and in ``tasks.common.base`` give its text.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import UsageError
-from harness.types import IMAGE_PLACEHOLDER, GenerationSettings, Request, Sample
+from harness.types import IMAGE_PLACEHOLDER
 
 LLAVA_EVAL_ZIP = "LLaVA eval.zip, https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md"
 SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -25,24 +29,3 @@ def setting_choice(settings: Mapping[str, Any], key: str, options: tuple[str, ..
 def with_image(text: str) -> str:
     """LLaVA puts the image token on its own line before the question."""
     return f"{IMAGE_PLACEHOLDER}\n{text}"
-
-
-def make_request(
-    task: str, sample: Sample, prompt: str, settings: Mapping[str, Any], default_max_new_tokens: int
-) -> Request:
-    """A request with the protocol's generation settings (``max_new_tokens``, ``stop``)."""
-    return Request(
-        task=task,
-        sample_id=sample.id,
-        prompt=prompt,
-        images=sample.images,
-        generation=GenerationSettings(
-            max_new_tokens=int(settings.get("max_new_tokens", default_max_new_tokens)),
-            stop=tuple(str(s) for s in settings.get("stop", ())),
-        ),
-    )
-
-
-def image_question_request(task: str, sample: Sample, settings: Mapping[str, Any]) -> Request:
-    """LLaVA's single-image request: ``<image>\\n`` + the question text of the question file."""
-    return make_request(task, sample, with_image(sample.question), settings, 128)

@@ -124,6 +124,16 @@ class Scene:
         """Colours that occur exactly once, so "the <colour> shape" names one shape."""
         return [c for c in COLORS if self.count(color=c) == 1]
 
+    def pick_by_kind(self, rng: random.Random) -> Shape | None:
+        """A random shape among those whose kind occurs once; None (nothing drawn) when no kind does."""
+        kinds = self.unique_kinds()
+        return self.the(kind=rng.choice(kinds)) if kinds else None
+
+    def pick_by_color(self, rng: random.Random) -> Shape | None:
+        """A random shape among those whose colour occurs once; None (nothing drawn) when no colour does."""
+        colors = self.unique_colors()
+        return self.the(color=rng.choice(colors)) if colors else None
+
     def at(self, col: int, row: int) -> Shape | None:
         """The shape in a grid cell, if any."""
         return next((s for s in self.shapes if (s.col, s.row) == (col, row)), None)

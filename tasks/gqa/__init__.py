@@ -1,6 +1,6 @@
 """GQA testdev-balanced, as LLaVA-1.5 / TinyLLaVA evaluate it (LLaVA question file + official eval).
 
-Protocols (``default_settings``; a protocol file's [tasks.gqa] table overrides them):
+Protocols (the [tasks.gqa] tables of ``harness/protocols/*.toml``):
 
 - ``llava15``: the question file's text (question + "\\nAnswer the question using a single word or
   phrase."), ``max_new_tokens`` 128, the official scorer (``tasks/gqa/scorer.py``).
@@ -15,27 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.data.readers import iter_jsonl, read_json, require_fields
+from harness.data.readers import read_json, require_fields
 from harness.errors import DataError
-from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import (
-    DataFile,
-    ImageRef,
-    Request,
-    Response,
-    Sample,
-    TaskResult,
-)
-from tasks.common.requests import (
-    LLAVA_EVAL_ZIP,
-    LLAVA_SUFFIX,
-    image_question_request,
-    make_request,
-    setting_choice,
-    with_image,
-)
+from harness.types import DataFile, ImageRef, Sample
+from tasks.common.base import LlavaTask, header_scorer
+from tasks.common.files import image_folder, llava_file, unique_question_lines
 from tasks.gqa.scorer import estimands, score_gqa, score_gqa_lmms_eval, steps_number, words_number
 
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
@@ -73,48 +58,25 @@ def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> d
     }
 
 
-
-class GQATask(Task):
+class GQATask(LlavaTask):
     name = "gqa"
     version = "1"
     description = "GQA testdev-balanced: compositional VQA on real images, exact-match accuracy."
-    judged = False
     headline = ("accuracy",)
     changelog: ClassVar[dict[str, str]] = {
         "1": "initial: LLaVA conversion + official testdev-balanced eval; lmms-eval protocol (prompt, exact_match)"
     }
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {"max_new_tokens": 128, "prompt": "llava", "scorer": "official"},
-        "lmms-eval": {
-            "max_new_tokens": 16,
-            "prompt": "lmms-eval",
-            "pre_prompt": "",
-            "post_prompt": LLAVA_SUFFIX,
-            "scorer": "lmms-eval",
-        },
-    }
+    scorers: ClassVar[dict[str, str]] = {"official": "score_official", "lmms-eval": "score_lmms_eval"}
     hf_dataset = "lmms-lab/GQA"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"metadata": ("imageId", "structural")}
 
     def data_files(self) -> list[DataFile]:
+        llava = "LLaVA's question file (question_id, image, text with the short-answer suffix)"
+        official = "official GQA testdev-balanced questions with answers and types"
         return [
-            DataFile(
-                path=LLAVA_QUESTIONS,
-                description="LLaVA's question file (question_id, image, text with the short-answer suffix)",
-                source=LLAVA_EVAL_ZIP,
-            ),
-            DataFile(
-                path=OFFICIAL_QUESTIONS,
-                description="official GQA testdev-balanced questions with answers and types",
-                source=f"GQA questions1.2.zip from {_GQA_SITE}",
-            ),
-            DataFile(
-                path=IMAGES_DIR,
-                kind="dir",
-                needed_for="run",
-                description="GQA images (<imageId>.jpg)",
-                source=f"GQA images.zip from {_GQA_SITE}",
-            ),
+            llava_file(LLAVA_QUESTIONS, llava),
+            DataFile(path=OFFICIAL_QUESTIONS, description=official, source=f"GQA questions1.2.zip from {_GQA_SITE}"),
+            image_folder(IMAGES_DIR, "GQA images (<imageId>.jpg)", f"GQA images.zip from {_GQA_SITE}"),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
@@ -126,14 +88,8 @@ class GQATask(Task):
             raise DataError(f"{questions_path}: expected a JSON object keyed by question id")
         index = {qid: i for i, qid in enumerate(questions)}
         samples: list[Sample] = []
-        seen: set[str] = set()
-        for lineno, rec in iter_jsonl(jsonl_path):
-            where = f"{jsonl_path}:{lineno}"
-            require_fields(rec, ("question_id", "image", "text"), where)
+        for where, rec in unique_question_lines(jsonl_path):
             qid = str(rec["question_id"])
-            if qid in seen:
-                raise DataError(f"{where}: duplicate question_id {qid}")
-            seen.add(qid)
             question = questions.get(qid)
             if question is None:
                 raise DataError(f"{where}: question_id {qid} is not in {questions_path}")
@@ -149,23 +105,8 @@ class GQATask(Task):
             )
         return samples
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        if setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
-            return image_question_request(self.name, sample, settings)
-        pre, post = settings.get("pre_prompt", ""), settings.get("post_prompt", LLAVA_SUFFIX)
-        text = f"{pre}{sample.metadata['raw_question']}{post}"
-        return make_request(self.name, sample, with_image(text), settings, 16)
-
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
-    ) -> TaskResult:
-        if setting_choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
-            return score_gqa_lmms_eval(samples, responses, self.name, self.version, self.headline)
-        return score_gqa(samples, responses, self.name, self.version, self.headline)
+    score_official = header_scorer(score_gqa, header_as_args=True)  # the official eval.py
+    score_lmms_eval = header_scorer(score_gqa_lmms_eval, header_as_args=True)  # lmms-eval's exact match
 
     def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
         return estimands(records)
@@ -173,13 +114,3 @@ class GQATask(Task):
     def subset_stratum(self, sample: Sample) -> str:
         """``--limit`` subsets keep the structural types (verify, query, choose, logical, compare) in proportion."""
         return str(sample.metadata.get("structural", ""))
-
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.gqa.prepare import prepare_root
-
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.gqa.demo import write_demo
-
-        write_demo(root, seed)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.data.prepare import write_jsonl
+from tasks.common.question_file import question_line
 from tasks.common.requests import LLAVA_SUFFIX
 from tasks.demo.scenes import COLORS, KINDS, Scene, Shape, make_scene, render, with_article
 
@@ -110,10 +112,9 @@ def _exist_attr(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
 
 
 def _verify_color(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     color = shape.color if yes else rng.choice([c for c in COLORS if c != shape.color])
     program = (("select", (), _ref(scene, shape.kind, shape)), ("verify color", (0,), color))
     full = f"Yes, the {shape.kind} is {color}." if yes else f"No, the {shape.kind} is {shape.color}."
@@ -161,10 +162,9 @@ def _verify_left(scene: Scene, rng: random.Random, yes: bool) -> Question | None
 
 
 def _query_color(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     program = (("select", (), _ref(scene, shape.kind, shape)), ("query", (0,), "color"))
     return Question(
         f"What color is the {shape.kind}?",
@@ -180,10 +180,9 @@ def _query_color(scene: Scene, rng: random.Random, yes: bool) -> Question | None
 
 
 def _query_shape(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
-    colors = scene.unique_colors()
-    if not colors:
+    shape = scene.pick_by_color(rng)
+    if shape is None:
         return None
-    shape = scene.the(color=rng.choice(colors))
     program = (
         ("select", (), f"shape ({scene.shapes.index(shape)})"),
         ("filter color", (0,), shape.color),
@@ -203,10 +202,9 @@ def _query_shape(scene: Scene, rng: random.Random, yes: bool) -> Question | None
 
 
 def _query_side(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     program = (("select", (), _ref(scene, shape.kind, shape)), ("query", (0,), "hposition"))
     return Question(
         f"On which side is the {shape.kind}?",
@@ -243,10 +241,9 @@ def _query_word(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
 
 
 def _choose_color(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     options = [shape.color, rng.choice([c for c in COLORS if c != shape.color])]
     rng.shuffle(options)
     program = (("select", (), _ref(scene, shape.kind, shape)), ("choose color", (0,), "|".join(options)))
@@ -264,10 +261,9 @@ def _choose_color(scene: Scene, rng: random.Random, yes: bool) -> Question | Non
 
 
 def _choose_side(scene: Scene, rng: random.Random, yes: bool) -> Question | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     program = (("select", (), _ref(scene, shape.kind, shape)), ("choose hposition", (0,), "left|right"))
     return Question(
         f"Is the {shape.kind} on the left or on the right?",
@@ -497,17 +493,11 @@ def write_demo(root: Path, seed: int) -> None:
     image_dir = base / "data" / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
-    lines: list[str] = []
+    lines: list[dict[str, Any]] = []
     for image in plan(seed):
         render(image.scene, IMAGE_SIZE).save(image_dir / f"{image.image_id}.jpg", quality=JPEG_QUALITY)
         for qid, question in image.questions:
             records[qid] = question_record(question, image.image_id, qid)
-            llava = {
-                "question_id": qid,
-                "image": f"{image.image_id}.jpg",
-                "text": question.text + LLAVA_SUFFIX,
-                "category": "default",
-            }
-            lines.append(json.dumps(llava) + "\n")
+            lines.append(question_line(qid, f"{image.image_id}.jpg", question.text + LLAVA_SUFFIX))
     (base / "data" / "testdev_balanced_questions.json").write_bytes(json.dumps(records).encode())
-    (base / "llava_gqa_testdev_balanced.jsonl").write_bytes("".join(lines).encode())
+    write_jsonl(base / "llava_gqa_testdev_balanced.jsonl", lines)

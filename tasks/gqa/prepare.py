@@ -42,28 +42,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.data.prepare import (
-    find_files,
-    image_bytes,
-    image_format,
-    iter_rows,
-    note,
-    parquet_columns,
-    write_file,
-    write_jsonl,
-)
+from harness.data.prepare import find_files, image_bytes, image_format, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy, present_columns
+from tasks.common.question_file import question_line
 from tasks.common.requests import LLAVA_SUFFIX
 
 HF_DATASET = "lmms-lab/GQA"
-QUESTIONS_PATTERN = "testdev_balanced_instructions/testdev-*.parquet"
+QUESTIONS_CONFIG = "testdev_balanced_instructions"
+QUESTIONS = ParquetCopy(
+    "gqa", f"{QUESTIONS_CONFIG}/testdev-*.parquet", f"GQA {QUESTIONS_CONFIG}", 12578, official="testdev-balanced file"
+)
 IMAGES_PATTERN = "testdev_balanced_images/testdev-*.parquet"
-HF_PATTERNS = {"gqa": (QUESTIONS_PATTERN, IMAGES_PATTERN)}
+HF_PATTERNS = {"gqa": (QUESTIONS.pattern, IMAGES_PATTERN)}
 
 OFFICIAL_QUESTIONS = "gqa/data/testdev_balanced_questions.json"
 LLAVA_QUESTIONS = "gqa/llava_gqa_testdev_balanced.jsonl"
 IMAGES_DIR = "gqa/data/images"
-EXPECTED_QUESTIONS = 12578
 
 REQUIRED = ("id", "imageId", "question", "answer")
 # Official key order of one question, with the filler used when the copy lacks the field.
@@ -150,11 +145,8 @@ def _note_fillers(present: set[str]) -> None:
 
 def read_questions(source: Path) -> dict[str, dict[str, Any]]:
     """The official questions, keyed by id, in the order of the copy."""
-    paths = find_files(source, (QUESTIONS_PATTERN,), "GQA testdev_balanced_instructions parquet files")
-    present = set(parquet_columns(paths[0]))
-    lacking = [c for c in REQUIRED if c not in present]
-    if lacking:
-        raise DataError(f"{paths[0]}: missing column(s) {', '.join(lacking)} of testdev_balanced_instructions")
+    paths = QUESTIONS.files(source)
+    present = present_columns(paths, REQUIRED, QUESTIONS_CONFIG)
     _note_fillers(present)
     columns = [c for c in ("id", *(n for n, _ in FIELDS)) if c in present]
     questions: dict[str, dict[str, Any]] = {}
@@ -163,18 +155,13 @@ def read_questions(source: Path) -> dict[str, dict[str, Any]]:
         if qid in questions:
             raise DataError(f"{where}: duplicate question id {qid} (overlapping parquet files?)")
         questions[qid] = official_question(row, present, where)
-    if len(questions) != EXPECTED_QUESTIONS:
-        note(f"gqa: {len(questions)} questions; the official testdev-balanced file has {EXPECTED_QUESTIONS}")
+    QUESTIONS.check_count(len(questions))
     return questions
 
 
 def llava_records(questions: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """LLaVA's question-file lines for the official questions."""
-    return [
-        {"question_id": qid, "image": f"{q['imageId']}.jpg", "text": f"{q['question']}{LLAVA_SUFFIX}",
-         "category": "default"}
-        for qid, q in questions.items()
-    ]
+    return [question_line(qid, f"{q['imageId']}.jpg", f"{q['question']}{LLAVA_SUFFIX}") for qid, q in questions.items()]
 
 
 def write_images(source: Path, root: Path, needed: Iterable[str]) -> None:

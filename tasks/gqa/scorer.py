@@ -21,8 +21,9 @@ from typing import Any
 from harness.results.records import Record, mean_of, meta, metadata_key, scored
 from harness.stats.analytic import ANALYTIC_CLUSTERED, make_metric, mean_stderr
 from harness.stats.bootstrap import Estimands
-from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from harness.types import Metric, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
+from tasks.common.scoring import Responses, right_or_wrong, task_result
 
 # Operations whose step does not count as reasoning (eval.py's getStepsNum).
 _NON_STEPS = ("exist", "query: name", "choose name")
@@ -111,11 +112,7 @@ def _structural(row: _Row) -> str:
 
 
 def score_gqa(
-    samples: Sequence[Sample],
-    responses: Mapping[str, Response],
-    name: str,
-    version: str,
-    headline: Sequence[str] = ("accuracy",),
+    samples: Sequence[Sample], responses: Responses, name: str, version: str, headline: Sequence[str] = ("accuracy",)
 ) -> TaskResult:
     """Score samples against responses exactly as LLaVA's GQA pipeline does."""
     rows: list[_Row] = []
@@ -131,15 +128,7 @@ def score_gqa(
             continue
         correct = prediction == sample.target
         rows.append(_Row(sample, prediction, 1.0 if correct else 0.0))
-        per_sample.append(
-            SampleScore(
-                sample_id=sample.id,
-                parsed=prediction,
-                score=1.0 if correct else 0.0,
-                correct=correct,
-                detail={"answer": sample.target},
-            )
-        )
+        per_sample.append(right_or_wrong(sample.id, prediction, correct, {"answer": sample.target}))
 
     notes: list[str] = []
     dist = distribution(rows)
@@ -165,18 +154,7 @@ def score_gqa(
     notes.extend(answers.missing_note(len(samples), "empty predictions (wrong)"))
     if n_unbalanced:
         notes.append(f"{n_unbalanced} unbalanced questions not scored (the official eval scores balanced ones only)")
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        breakdowns=breakdowns,
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=answers.n_errors,
-        n_missing=answers.n_missing,
-        notes=notes,
-    )
+    return task_result((name, version, headline), metrics, per_sample, answers.counts, notes, breakdowns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,11 +170,7 @@ def lmms_eval_normalize(text: str) -> str:
 
 
 def score_gqa_lmms_eval(
-    samples: Sequence[Sample],
-    responses: Mapping[str, Response],
-    name: str,
-    version: str,
-    headline: Sequence[str] = ("accuracy",),
+    samples: Sequence[Sample], responses: Responses, name: str, version: str, headline: Sequence[str] = ("accuracy",)
 ) -> TaskResult:
     """lmms-eval's GQA score: exact match after strip (prediction), lower-case and punctuation deletion.
 
@@ -211,9 +185,7 @@ def score_gqa_lmms_eval(
         correct = prediction == gold
         values.append(1.0 if correct else 0.0)
         detail = {"answer": sample.target, "normalized_answer": gold}
-        per_sample.append(
-            SampleScore(sample_id=sample.id, parsed=prediction, score=values[-1], correct=correct, detail=detail)
-        )
+        per_sample.append(right_or_wrong(sample.id, prediction, correct, detail))
     clusters = [s.metadata.get("imageId", s.id) for s in samples]
     accuracy = _percent(values, clusters, "lmms-eval exact_match (strip, lower-case, no ASCII punctuation), percent")
     notes = [
@@ -221,17 +193,7 @@ def score_gqa_lmms_eval(
         "(lmms-eval reports no binary/open split, distribution or type breakdowns)"
     ]
     notes.extend(answers.missing_note(len(samples), "empty predictions (wrong)"))
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics={"accuracy": accuracy},
-        headline=list(headline),
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=answers.n_errors,
-        n_missing=answers.n_missing,
-        notes=notes,
-    )
+    return task_result((name, version, headline), {"accuracy": accuracy}, per_sample, answers.counts, notes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ Data files (under the data root, the layout of liuhaotian/llava-bench-in-the-wil
   category), read from the data root, never shipped here;
 - ``llava-bench-in-the-wild/images/``: the images (needed to run a model only).
 
-Protocols (``default_settings``; a protocol file's [tasks.llava_bench] table overrides them):
+Protocols (the [tasks.llava_bench] tables of ``harness/protocols/*.toml``; ``scorer`` names the review):
 
 - ``llava15``: ``<image>\\n`` + the raw question, greedy, 1024 new tokens; LLaVA's review
   (``tasks/llava_bench/scorer.py``: system message, temperature 0.2, max_tokens 1024, judge
@@ -34,9 +34,10 @@ from harness.data.readers import iter_jsonl, read_json, require_fields
 from harness.errors import DataError
 from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import DataFile, ImageRef, Request, Response, Sample, TaskResult
-from tasks.common.requests import make_request, setting_choice, with_image
+from harness.task import Settings
+from harness.types import DataFile, ImageRef, Response, Sample, TaskResult
+from tasks.common.base import LlavaTask
+from tasks.common.files import QUESTION_FIELDS, image_folder, unique_question_lines
 from tasks.llava_bench.scorer import CATEGORY_PREFIX, estimands, score_llava_bench
 
 FOLDER = "llava-bench-in-the-wild"
@@ -89,7 +90,7 @@ def read_references(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-class LlavaBenchTask(Task):
+class LlavaBenchTask(LlavaTask):
     name = "llava_bench"
     version = "1"
     description = "LLaVA-Bench-in-the-Wild: open answers reviewed against GPT-4 references by a GPT-4 judge."
@@ -97,31 +98,8 @@ class LlavaBenchTask(Task):
     default_judge = "gpt-4-0314"
     headline = ("relative",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: raw question prompt + LLaVA review/summarizer; lmms-eval"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {
-            "prompt": "llava",
-            "max_new_tokens": 1024,
-            "reviewer": "official",
-            "judge_model": "gpt-4-0314",
-            "judge_runs": 3,
-            "judge_temperature": 0.2,
-            "judge_max_tokens": 1024,
-            "judge_system": True,
-        },
-        "lmms-eval": {
-            "prompt": "lmms-eval",
-            "pre_prompt": "",
-            "post_prompt": "",
-            "max_new_tokens": 32768,
-            "stop": ["ASSISTANT:"],
-            "reviewer": "lmms-eval",
-            "judge_model": "gpt-4o-2024-11-20",
-            "judge_runs": 1,
-            "judge_temperature": 0.0,
-            "judge_max_tokens": 1024,
-            "judge_system": False,
-        },
-    }
+    # The reviews of tasks/llava_bench/scorer.py: LLaVA's review script and lmms-eval's.
+    scorers: ClassVar[dict[str, str]] = dict.fromkeys(("official", "lmms-eval"), "review")
     hf_dataset = "lmms-lab/llava-bench-in-the-wild"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("tuples", "category", "image")}
 
@@ -137,7 +115,7 @@ class LlavaBenchTask(Task):
             DataFile(
                 path=RULES, description="LLaVA's review rules (not in the Hugging Face copies)", source=RULE_SOURCE
             ),
-            DataFile(path=IMAGES_DIR, kind="dir", needed_for="run", description="the 24 images", source=HF_SOURCE),
+            image_folder(IMAGES_DIR, "the 24 images", HF_SOURCE),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
@@ -146,14 +124,9 @@ class LlavaBenchTask(Task):
         references = read_references(root / REFERENCES)
         rules = read_rules(root / RULES)
         samples: list[Sample] = []
-        seen: set[str] = set()
-        for index, (lineno, rec) in enumerate(iter_jsonl(root / QUESTIONS)):
-            where = f"{root / QUESTIONS}:{lineno}"
-            require_fields(rec, ("question_id", "image", "text", "category"), where)
+        lines = unique_question_lines(root / QUESTIONS, (*QUESTION_FIELDS, "category"))
+        for index, (where, rec) in enumerate(lines):
             qid, image, category = str(rec["question_id"]), str(rec["image"]), str(rec["category"])
-            if qid in seen:
-                raise DataError(f"{where}: duplicate question_id {qid}")
-            seen.add(qid)
             if image not in captions:
                 raise DataError(f"{where}: image {image} has no caption in {root / CONTEXT}")
             reference = references[index] if index < len(references) else None
@@ -179,21 +152,12 @@ class LlavaBenchTask(Task):
             )
         return samples
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava")
-        text = sample.question
-        if style == "lmms-eval":
-            text = f"{settings.get('pre_prompt', '')}{text}{settings.get('post_prompt', '')}"
-        return make_request(self.name, sample, with_image(text), settings, 1024)
-
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+    def review(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], settings: Settings, judge: Judge | None
     ) -> TaskResult:
-        result = score_llava_bench(samples, responses, (self.name, self.version, self.headline), settings, judge)
+        """Review with the judge ``judge_runs`` times (the review ``scorer`` names); no judge: not scored."""
+        reviewed = {**settings, "reviewer": settings["scorer"]}
+        result = score_llava_bench(samples, responses, self.header, reviewed, judge)
         result.notes.extend(pairing_notes(samples, responses, self._paired_ids))
         return result
 
@@ -213,16 +177,6 @@ class LlavaBenchTask(Task):
             out[sample.id] = str(rec.get("text", ""))
             self._paired_ids[sample.id] = str(rec.get("question_id"))
         return out
-
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.llava_bench.prepare import prepare_root
-
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.llava_bench.demo import write_demo
-
-        write_demo(root, seed)
 
 
 def pairing_notes(samples: Sequence[Sample], responses: Mapping[str, Response], paired: Mapping[str, str]) -> list[str]:

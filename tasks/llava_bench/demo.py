@@ -59,9 +59,8 @@ def caption(scene: Scene) -> str:
 
 
 def conv_question(scene: Scene, rng: random.Random) -> Question:
-    kinds = scene.unique_kinds()
-    if kinds:
-        shape = scene.the(kind=rng.choice(kinds))
+    shape = scene.pick_by_kind(rng)
+    if shape is not None:
         return f"What color is the {shape.kind}?", f"The {shape.kind} is {shape.color}."
     n = len(scene.shapes)
     return "How many shapes are in the picture?", f"There are {NUMBER_WORDS[n]} shapes in the picture."

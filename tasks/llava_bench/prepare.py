@@ -24,15 +24,17 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, iter_rows, note, write_file, write_jsonl
+from harness.data.prepare import image_bytes, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy
 
 HF_DATASET = "lmms-lab/llava-bench-in-the-wild"
-PATTERN = "data/train-*.parquet"
-HF_PATTERNS = {"llava_bench": (PATTERN,)}
+TRAIN = ParquetCopy(
+    "llava_bench", "data/train-*.parquet", "LLaVA-Bench-in-the-Wild", expected=60, official="questions.jsonl"
+)
+HF_PATTERNS = {"llava_bench": (TRAIN.pattern,)}
 FOLDER = "llava-bench-in-the-wild"
 REQUIRED = ("question_id", "question", "image", "caption", "gpt_answer", "category", "image_id")
-EXPECTED = 60
 PREFIX = "llava_bench_"
 
 
@@ -52,7 +54,7 @@ def question_id(value: Any) -> Any:
 def prepare_root(source: Path, root: Path) -> None:
     """Write the four official files' worth of data (all but rule.json) and the images under ``root``."""
     source, folder = Path(source), Path(root) / FOLDER
-    paths = find_files(source, (PATTERN,), "LLaVA-Bench-in-the-Wild parquet files")
+    paths = TRAIN.files(source)
     questions: list[dict[str, Any]] = []
     references: list[dict[str, Any]] = []
     contexts: dict[str, dict[str, Any]] = {}
@@ -69,8 +71,7 @@ def prepare_root(source: Path, root: Path) -> None:
         context = contexts.setdefault(name, {"id": str(row["image_id"]), "image": name, "caption": row["caption"]})
         if context["caption"] != row["caption"]:
             note(f"llava_bench: image {name} has several captions in the copy; the first is kept")
-    if len(questions) != EXPECTED:
-        note(f"llava_bench: {len(questions)} questions; the official questions.jsonl has {EXPECTED}")
+    TRAIN.check_count(len(questions))
     note("llava_bench: answers_gpt4.jsonl has no answer_id / model_id (not in the copy)")
     note("llava_bench: rule.json is not in the copy; add LLaVA's llava/eval/table/rule.json by hand")
     write_jsonl(folder / "questions.jsonl", questions)

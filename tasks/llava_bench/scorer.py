@@ -32,19 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import DataError, UsageError
+from harness.errors import DataError
 from harness.judging.contract import Judge, judge_map
 from harness.results.records import Record, detail, meta
 from harness.stats.analytic import make_metric, mean_stderr
-from harness.stats.bootstrap import ColumnSums, Estimand, Estimands, Totals, mean_of_defined, ratio
+from harness.stats.bootstrap import ColumnSums, Estimand, Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.judged import JudgedScoring, judge_trail, needs_judge, percent_ratio_over_runs
 from tasks.common.requests import setting_choice
+from tasks.common.scoring import task_result
 
 FAILED = (-1.0, -1.0)
 ALL = "all"
 CATEGORY_PREFIX = "llava_bench_"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-Header = tuple[str, str, Sequence[str]]
 Pair = tuple[float, float]
 
 
@@ -309,9 +310,7 @@ def _sample_score(sample: Sample, runs: Sequence[Mapping[str, Review]], why_not:
     detail.update(
         tuples=[None if r.pair is None else list(r.pair) for r in reviews],
         reviews=[r.text for r in reviews],
-        judge_models=[r.model for r in reviews],
-        judge_errors=[r.error for r in reviews],
-        judge_calls=[r.record for r in reviews],
+        **judge_trail(reviews, [r.record for r in reviews]),
     )
     return SampleScore(
         sample_id=sample.id,
@@ -367,59 +366,34 @@ def _notes(
     return notes
 
 
-def score_llava_bench(
-    samples: Sequence[Sample],
-    responses: Mapping[str, Response],
-    header: Header,
-    settings: Mapping[str, Any] | None = None,
-    judge: Judge | None = None,
-) -> TaskResult:
+def review_and_summarize(job: JudgedScoring) -> TaskResult:
     """Review every paired sample ``judge_runs`` times and summarize each run as LLaVA's summarizer does."""
-    settings = settings or {}
-    name, version, headline = header
-    if judge is None:
-        return TaskResult(
-            task=name,
-            version=version,
-            metrics={},
-            headline=list(headline),
-            notes=["not scored: needs a judge (answers are reviewed by GPT-4; see --judge)"],
-        )
-    reviewer = reviewer_for(settings)
-    n_runs = int(settings.get("judge_runs", 3))
-    if n_runs < 1:
-        raise UsageError(f"judge_runs must be at least 1, got {n_runs}")
+    reviewer = reviewer_for(job.settings)
+    n_runs = job.judge_runs(default=3)
+    samples, responses = job.samples, job.responses
     skipped = {s.id: why for s in samples if (why := _skip_reason(s, responses)) is not None}
     kept = [s for s in samples if s.id not in skipped]
     messages = {s.id: review_messages(s, responses[s.id].text, reviewer) for s in kept}
-    runs = review_all(judge, reviewer, messages, n_runs)
+    runs = review_all(job.judge, reviewer, messages, n_runs)
     categories = {s.id: str(s.metadata["category"]) for s in kept}
     tables = [summarize_run(run, categories) for run in runs]
-    reviews = [r for run in runs for r in run.values()]
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=_metrics(tables, runs, categories),
-        headline=list(headline),
-        breakdowns=_breakdowns(tables),
-        samples=[_sample_score(s, runs, skipped.get(s.id)) for s in samples],
-        n_samples=len(samples),
-        n_errors=sum(1 for s in samples if (r := responses.get(s.id)) is not None and r.error is not None),
-        n_parse_failures=sum(r.unparsed for r in reviews),
-        n_missing=sum(1 for s in samples if s.id not in responses),
-        notes=_notes(runs, tables, reviewer, skipped),
+    unparsed = sum(r.unparsed for run in runs for r in run.values())
+    return task_result(
+        job.header,
+        _metrics(tables, runs, categories),
+        [_sample_score(s, runs, skipped.get(s.id)) for s in samples],
+        job.counts,
+        _notes(runs, tables, reviewer, skipped),
+        _breakdowns(tables),
+        parse_failures=unparsed,
     )
+
+
+score_llava_bench = needs_judge(review_and_summarize, "needs a judge (answers are reviewed by GPT-4; see --judge)")
 
 
 # ---------------------------------------------------------------------------------------------
 # Statistics
-
-
-def _relative(group: str, runs: int) -> Callable[[Totals], np.ndarray]:
-    def combine(t: Totals) -> np.ndarray:
-        return mean_of_defined([100.0 * ratio(t[f"{group}:{j}:model"], t[f"{group}:{j}:ref"]) for j in range(runs)])
-
-    return combine
 
 
 def estimands(records: Sequence[Record]) -> Estimands:
@@ -447,5 +421,6 @@ def estimands(records: Sequence[Record]) -> Estimands:
         cols = {key: col for key, col in columns.items() if key.rsplit(":", 2)[0] == group}
         if cols:
             what = "mean over runs of 100 x model / reference"
-            out[name] = Estimand(name, _relative(group, runs), cols, "image", what)
+            combine = percent_ratio_over_runs(group, runs, "model", "ref")
+            out[name] = Estimand(name, combine, cols, "image", what)
     return Estimands(out)

@@ -10,11 +10,12 @@ check asks for it.
 One sample per TSV row (sample id = the row's ``index``). A row whose base64 image does not decode
 still loads; its image fails to open when a model is run, and that sample is recorded as an error.
 
-Protocols: ``llava15`` is ``model_vqa_mmbench.py --single-pred-prompt`` (hint, question, the options
-up to the first missing one, the single-letter instruction; 1024 new tokens) scored by VLMEvalKit's
-CircularEval; ``lmms-eval`` is lmms-eval's ``mmbench_en_dev`` prompt and matcher. Without a judge,
-a pass no heuristic can read is wrong (VLMEvalKit's exact matching); with one (``score(...,
-judge=...)``) it goes to the choice extractor as in the official evaluation.
+Protocols (the [tasks.mmbench] tables of ``harness/protocols/*.toml``): ``llava15`` is
+``model_vqa_mmbench.py --single-pred-prompt`` (hint, question, the options up to the first missing
+one, the single-letter instruction; 1024 new tokens) scored by VLMEvalKit's CircularEval;
+``lmms-eval`` is lmms-eval's ``mmbench_en_dev`` prompt and matcher. Without a judge, a pass no
+heuristic can read is wrong (VLMEvalKit's exact matching); with one (``score(..., judge=...)``) it
+goes to the choice extractor as in the official evaluation.
 
 Answers files: LLaVA's answers JSONL (``question_id`` = TSV index; a later line for the same id
 replaces an earlier one, as the submission converter's row assignment does); unknown ids are
@@ -29,17 +30,10 @@ from typing import Any, ClassVar
 
 from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import (
-    IMAGE_PLACEHOLDER,
-    DataFile,
-    ImageRef,
-    Request,
-    Response,
-    Sample,
-    TaskResult,
-)
-from tasks.common.requests import make_request, setting_choice
+from harness.task import Settings
+from harness.types import DataFile, ImageRef, Response, Sample, TaskResult
+from tasks.common.base import LlavaTask
+from tasks.common.requests import with_image
 from tasks.mmbench.scorer import estimands, score_circular
 from tasks.mmbench.tsv import (
     LEGACY_FILE,
@@ -57,59 +51,17 @@ SUFFIX = "Answer with the option's letter from the given choices directly."
 _LLAVA_EVAL = "https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md (MMBench: mmbench_dev_20230712.tsv)"
 
 
-def llava_prompt(sample: Sample) -> str:
-    """model_vqa_mmbench.py --single-pred-prompt: image, [hint\\n]question, option lines, instruction."""
-    meta = sample.metadata
-    text = meta["question"]
-    if meta["llava_hint"] is not None:
-        text = f"{meta['llava_hint']}\n{text}"
-    for letter, option in meta["llava_options"]:
-        text += f"\n{letter}. {option}"
-    return f"{IMAGE_PLACEHOLDER}\n{text}\n{SUFFIX}"
-
-
-def lmms_eval_prompt(sample: Sample) -> str:
-    """lmms-eval's mmbench_doc_to_text (en): "{hint} {question} There are several options:\\nA. ..." + instruction."""
-    meta = sample.metadata
-    options = "There are several options:\n" + "".join(
-        f"{c}. {v}\n" for c, v in sorted(meta["choices"].items()) if c in "ABCDE"
-    )
-    options = options.rstrip("\n")
-    hint = meta["hint"]
-    query = f"{hint} {meta['question']} {options}" if hint is not None else f"{meta['question']} {options}"
-    return f"{IMAGE_PLACEHOLDER}\n{query}\n\n{SUFFIX}"
-
-
-PROMPTS = {"llava": llava_prompt, "lmms-eval": lmms_eval_prompt}
-
-
-class MMBenchTask(Task):
+class MMBenchTask(LlavaTask):
     name = "mmbench"
     version = "1"
     description = (
         "MMBench dev (en, 20230712): multiple choice with CircularEval (VLMEvalKit); a judge only extracts "
         "letters the heuristics cannot read."
     )
-    judged = False
     headline = ("circular",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA mmbench prompt + VLMEvalKit (2024-02) CircularEval"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {
-            "prompt": "llava",
-            "scorer": "vlmevalkit",
-            "max_new_tokens": 1024,
-            "judge_max_tokens": 1024,
-            "judge_seed": 2680,
-        },
-        "lmms-eval": {
-            "prompt": "lmms-eval",
-            "scorer": "lmms-eval",
-            "max_new_tokens": 1024,
-            "stop": ["ASSISTANT:"],
-            "judge_max_tokens": 256,
-            "judge_seed": 2680,
-        },
-    }
+    # Both are CircularEval; tasks/mmbench/scorer.py reads ``scorer`` for the answer extractor it uses.
+    scorers: ClassVar[dict[str, str]] = dict.fromkeys(("vlmevalkit", "lmms-eval"), "circular_eval")
     hf_dataset = "lmms-lab/MMBench_EN"  # the English dev copy with the 4377 rows of mmbench_dev_20230712
     export_filename = "mmbench_dev_submission.xlsx"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("group",)}
@@ -177,19 +129,33 @@ class MMBenchTask(Task):
     def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
         return estimands(records)
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = setting_choice(settings, "prompt", tuple(PROMPTS), "llava")
-        return make_request(self.name, sample, PROMPTS[style](sample), settings, 1024)
+    def llava_prompt(self, sample: Sample, settings: Settings) -> str:
+        """model_vqa_mmbench.py --single-pred-prompt: image, [hint\\n]question, option lines, instruction."""
+        meta = sample.metadata
+        text = meta["question"]
+        if meta["llava_hint"] is not None:
+            text = f"{meta['llava_hint']}\n{text}"
+        for letter, option in meta["llava_options"]:
+            text += f"\n{letter}. {option}"
+        return with_image(f"{text}\n{SUFFIX}")
 
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+    def lmms_eval_prompt(self, sample: Sample, settings: Settings) -> str:
+        """lmms-eval's mmbench_doc_to_text (en): "{hint} {question} There are several options:\\nA. ..." and
+        the instruction."""
+        meta = sample.metadata
+        options = "There are several options:\n" + "".join(
+            f"{c}. {v}\n" for c, v in sorted(meta["choices"].items()) if c in "ABCDE"
+        )
+        options = options.rstrip("\n")
+        hint = meta["hint"]
+        query = f"{hint} {meta['question']} {options}" if hint is not None else f"{meta['question']} {options}"
+        return with_image(f"{query}\n\n{SUFFIX}")
+
+    def circular_eval(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], settings: Settings, judge: Judge | None
     ) -> TaskResult:
-        scorer = str((settings or {}).get("scorer", "vlmevalkit"))
-        return score_circular(samples, responses, (self.name, self.version, self.headline), scorer, judge, settings)
+        """CircularEval with VLMEvalKit's or lmms-eval's answer extraction (and the judge, when given)."""
+        return score_circular(samples, responses, self.header, settings["scorer"], judge, settings)
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """LLaVA answers by ``question_id`` (the TSV index, int or text); a later line wins; others ignored."""
@@ -212,16 +178,6 @@ class MMBenchTask(Task):
 
         predictions = {s.metadata["index"]: responses[s.id].text for s in samples if s.id in responses}
         return write_submission(find_tsv(Path(data_root)), predictions, Path(output))
-
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.mmbench.prepare import prepare_root
-
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.mmbench.demo import write_demo
-
-        write_demo(root, seed)
 
 
 __all__ = ["ROUND", "MMBenchTask"]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.demo.choices import Choices, shuffled_choices
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, NUMBER_WORDS, WORDS, Scene, make_scene, render
 
 N_QUESTIONS = 40
@@ -51,24 +52,25 @@ HINT_PROBABILITY = 0.3
 
 @dataclass(frozen=True)
 class Question:
-    """One base question: text, options (2-4), answer position, L3 and L2 category."""
+    """One base question: text, choices (2-4 options), L3 and L2 category."""
 
     text: str
-    options: tuple[str, ...]
-    answer: int
+    choices: Choices
     category: str
     l2: str
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        return self.choices.options
 
-def _options(rng: random.Random, right: str, wrong: list[str], most: int = 4) -> tuple[tuple[str, ...], int]:
-    picked = [right, *rng.sample(wrong, rng.randint(1, min(most - 1, len(wrong))))]
-    rng.shuffle(picked)
-    return tuple(picked), picked.index(right)
+    @property
+    def answer(self) -> int:
+        """The position of the right option."""
+        return self.choices.answer
 
 
 def _make(rng: random.Random, text: str, right: str, wrong: list[str], category: str, l2: str) -> Question:
-    options, answer = _options(rng, right, wrong)
-    return Question(text, options, answer, category, l2)
+    return Question(text, shuffled_choices(rng, right, wrong, most_wrong=3), category, l2)
 
 
 CP, FPS, FPC = "coarse_perception", "finegrained_perception (instance-level)", "finegrained_perception (cross-instance)"
@@ -87,9 +89,9 @@ def _scene_question(scene: Scene, rng: random.Random) -> Question | None:
 
 
 def _color(scene: Scene, rng: random.Random) -> Question | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
     wrong = [c for c in COLORS if c != shape.color]
     return _make(rng, f"What color is the {shape.kind}?", shape.color, wrong, "attribute_recognition", FPS)
 
@@ -102,9 +104,9 @@ def _ocr(scene: Scene, rng: random.Random) -> Question | None:
 
 
 def _where(scene: Scene, rng: random.Random) -> Question | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
     corners = ["top left", "top right", "bottom left", "bottom right"]
     wrong = [c for c in corners if c != shape.position]
     return _make(rng, f"Where is the {shape.kind} in the image?", shape.position, wrong, "object_localization", FPS)
@@ -119,7 +121,7 @@ def _side(scene: Scene, rng: random.Random) -> Question | None:
     right = "left" if scene.left_of(a, b) else "right"
     text = f"Is the {a.kind} on the left or on the right of the {b.kind}?"
     options = ("left", "right") if rng.random() < 0.5 else ("right", "left")
-    return Question(text, options, options.index(right), "spatial_relationship", FPC)
+    return Question(text, Choices.listed(options, right), "spatial_relationship", FPC)
 
 
 def _same_color(scene: Scene, rng: random.Random) -> Question | None:
@@ -130,7 +132,7 @@ def _same_color(scene: Scene, rng: random.Random) -> Question | None:
     right = "yes" if a.color == b.color else "no"
     options = ("yes", "no") if rng.random() < 0.5 else ("no", "yes")
     text = f"Do the {a.kind} and the {b.kind} have the same color?"
-    return Question(text, options, options.index(right), "attribute_comparison", FPC)
+    return Question(text, Choices.listed(options, right), "attribute_comparison", FPC)
 
 
 def _count(scene: Scene, rng: random.Random) -> Question | None:

@@ -33,8 +33,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, iter_rows, note, parquet_columns, write_file
+from harness.data.prepare import find_files, image_bytes, iter_rows, note, write_file
 from harness.errors import DataError
+from tasks.common.prepare import present_columns
 
 HF_DATASET = "lmms-lab/MMBench_EN"
 MMBENCH_EN_PATTERN = "data/dev-*.parquet"
@@ -99,10 +100,7 @@ def tsv_text(rows: list[list[str]]) -> str:
 
 def _columns(paths: list[Path]) -> tuple[list[str], str | None]:
     """Columns to read, and the name of the l2-category column (None when the copy has none)."""
-    present = set(parquet_columns(paths[0]))
-    lacking = [c for c in REQUIRED if c not in present]
-    if lacking:
-        raise DataError(f"{paths[0]}: missing column(s) {', '.join(lacking)} of the MMBench dev split")
+    present = present_columns(paths, REQUIRED, "the MMBench dev split")
     l2_name = next((n for n in L2_NAMES if n in present), None)
     for name in TSV_COLUMNS:
         if (l2_name is None) if name == "l2-category" else name not in present:

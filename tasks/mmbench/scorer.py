@@ -46,7 +46,9 @@ from harness.results.records import Record, detail, mean_of, scored
 from harness.stats.analytic import mean_metric
 from harness.stats.bootstrap import Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.answers import count_responses
 from tasks.common.choice import API_FAILURE, NONE_LETTER, can_infer, lmms_can_infer
+from tasks.common.scoring import Header, task_result
 from tasks.mmbench.tsv import PANDAS_NA, ROUND
 
 PROMPT_DIR = Path(__file__).parent
@@ -61,8 +63,6 @@ L2_ABBREVIATIONS = {
     "relation_reasoning": "RR",
     "attribute_reasoning": "AR",
 }
-
-Header = tuple[str, str, Sequence[str]]
 
 
 @cache
@@ -304,27 +304,15 @@ def score_circular(
         "category": _percent_breakdown(l3, lambda k: f"CircularEval, L3 {k}"),
     }
     notes = _notes(passes.values(), hits, reasons, judge, log, orphans, extractor, seed)
-    n_missing = sum(1 for s in samples if s.id not in responses)
-    n_errors = sum(1 for s in samples if (r := responses.get(s.id)) is not None and r.error is not None)
-    if n_missing:
-        notes.append(f"{n_missing} of {len(samples)} rows have no answer (prediction {extractor.prediction(None)!r})")
+    counts = count_responses(samples, responses)
+    if counts.missing:
+        notes.append(
+            f"{counts.missing} of {len(samples)} rows have no answer (prediction {extractor.prediction(None)!r})"
+        )
     no_truth = sum(1 for s in samples if s.target is None)
     if no_truth:
         notes.append(f"{no_truth} rows have no ground-truth answer in the TSV (a test-split file?): never right")
-    name, version, headline = header
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        breakdowns=breakdowns,
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=n_errors,
-        n_parse_failures=sum(1 for s in per_sample if s.parse_failed),
-        n_missing=n_missing,
-        notes=notes,
-    )
+    return task_result(header, metrics, per_sample, counts, notes, breakdowns)
 
 
 def _notes(

@@ -1,6 +1,6 @@
 """MME (perception + cognition yes/no), as LLaVA-1.5 / TinyLLaVA evaluate it with the official eval tool.
 
-Protocols (``default_settings``; a protocol file's [tasks.mme] table overrides them):
+Protocols (the [tasks.mme] tables of ``harness/protocols/*.toml``):
 
 - ``llava15``: LLaVA's question file (" Please answer yes or no." replaced by the short-answer suffix),
   ``max_new_tokens`` 128, LLaVA's converter + the eval tool's calculation.py.
@@ -17,27 +17,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.data.readers import iter_jsonl, read_tsv, require_fields
+from harness.data.readers import read_tsv
 from harness.errors import DataError
 from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import (
-    DataFile,
-    ImageRef,
-    Request,
-    Response,
-    Sample,
-    TaskResult,
-)
-from tasks.common.requests import (
-    LLAVA_EVAL_ZIP,
-    LLAVA_SUFFIX,
-    image_question_request,
-    make_request,
-    setting_choice,
-    with_image,
-)
+from harness.task import Settings
+from harness.types import DataFile, ImageRef, Sample, TaskResult
+from tasks.common.base import LlavaTask, header_scorer
+from tasks.common.files import image_folder, llava_file, question_lines
+from tasks.common.matching import match_in_order
+from tasks.common.requests import with_image
 from tasks.mme.scorer import ALL_SUBTASKS, estimands, score_directory, score_samples, score_samples_lmms_eval
 
 LLAVA_QUESTIONS = "MME/llava_mme.jsonl"
@@ -91,26 +80,15 @@ def lmms_eval_prompt(question: str, pre_prompt: str, post_prompt: str) -> str:
     return text
 
 
-
-class MMETask(Task):
+class MMETask(LlavaTask):
     name = "mme"
     version = "1"
     description = "MME: 14 yes/no subtasks; perception and cognition scores (sum of 100*(acc+acc+))."
-    judged = False
     headline = ("perception", "cognition")
     changelog: ClassVar[dict[str, str]] = {
         "1": "initial: LLaVA conversion + official eval_tool calculation; lmms-eval protocol (prompt, parser)"
     }
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {"max_new_tokens": 128, "prompt": "llava", "scorer": "official"},
-        "lmms-eval": {
-            "max_new_tokens": 16,
-            "prompt": "lmms-eval",
-            "pre_prompt": "",
-            "post_prompt": LLAVA_SUFFIX,
-            "scorer": "lmms-eval",
-        },
-    }
+    scorers: ClassVar[dict[str, str]] = {"official": "score_official", "lmms-eval": "score_lmms_eval"}
     hf_dataset = "lmms-lab/MME"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {
         "detail": ("subtask", "pair"),
@@ -118,25 +96,12 @@ class MMETask(Task):
     }
 
     def data_files(self) -> list[DataFile]:
+        templates = "official eval tool templates with the ground truth (<subtask>.txt)"
+        images = "MME benchmark images, one folder per subtask"
         return [
-            DataFile(
-                path=LLAVA_QUESTIONS,
-                description="LLaVA's MME question file (question_id, image, text, category)",
-                source=LLAVA_EVAL_ZIP,
-            ),
-            DataFile(
-                path=GT_DIR,
-                kind="dir",
-                description="official eval tool templates with the ground truth (<subtask>.txt)",
-                source=f"eval_tool.zip from {_MME_PAGE}",
-            ),
-            DataFile(
-                path=IMAGES_DIR,
-                kind="dir",
-                needed_for="run",
-                description="MME benchmark images, one folder per subtask",
-                source=f"MME_Benchmark_release_version from {_MME_PAGE}",
-            ),
+            llava_file(LLAVA_QUESTIONS, "LLaVA's MME question file (question_id, image, text, category)"),
+            DataFile(path=GT_DIR, kind="dir", description=templates, source=f"eval_tool.zip from {_MME_PAGE}"),
+            image_folder(IMAGES_DIR, images, f"MME_Benchmark_release_version from {_MME_PAGE}"),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
@@ -145,9 +110,7 @@ class MMETask(Task):
         gt_files: dict[str, GroundTruth] = {}
         occurrences: Counter[str] = Counter()
         samples: list[Sample] = []
-        for lineno, rec in iter_jsonl(jsonl_path):
-            where = f"{jsonl_path}:{lineno}"
-            require_fields(rec, ("question_id", "image", "text"), where)
+        for where, rec in question_lines(jsonl_path):
             qid, text = str(rec["question_id"]), str(rec["text"])
             category = qid.split("/")[0]
             if category not in ALL_SUBTASKS:
@@ -190,54 +153,18 @@ class MMETask(Task):
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """Join answers by (question_id, prompt); without a prompt, by occurrence of the question_id."""
-        by_prompt: dict[tuple[str, str], list[str]] = {}
-        by_qid: dict[str, list[str]] = {}
-        for s in samples:
-            qid = s.metadata["question_id"]
-            by_prompt.setdefault((qid, s.question), []).append(s.id)
-            by_qid.setdefault(qid, []).append(s.id)
-        seen: Counter[tuple[str, Any]] = Counter()
-        out: dict[str, str] = {}
-        for rec in records:
-            qid = str(rec.get("question_id"))
-            prompt = rec.get("prompt")
-            key = (qid, None if prompt is None else str(prompt))
-            candidates = by_qid.get(qid, []) if prompt is None else by_prompt.get((qid, str(prompt)), [])
-            if not candidates:
-                continue
-            # k-th record of a key goes to the k-th sample of it; extra records overwrite the last one.
-            out[candidates[min(seen[key], len(candidates) - 1)]] = str(rec.get("text", ""))
-            seen[key] += 1
-        return out
+        return match_in_order(samples, records, lambda s: s.question, lambda _qid, prompt: prompt)
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        if setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
-            return image_question_request(self.name, sample, settings)
-        text = lmms_eval_prompt(
-            sample.metadata["eval_question"],
-            str(settings.get("pre_prompt", "")),
-            str(settings.get("post_prompt", LLAVA_SUFFIX)),
-        )
-        return make_request(self.name, sample, with_image(text), settings, 16)
+    def lmms_eval_prompt(self, sample: Sample, settings: Settings) -> str:
+        """``mme_doc_to_text`` on the ground-truth question (the eval tool's text, not LLaVA's)."""
+        pre, post = self.setting(settings, "pre_prompt"), self.setting(settings, "post_prompt")
+        return with_image(lmms_eval_prompt(sample.metadata["eval_question"], str(pre), str(post)))
 
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
-    ) -> TaskResult:
-        header = (self.name, self.version, self.headline)
-        if setting_choice(settings or {}, "scorer", ("official", "lmms-eval"), "official") == "lmms-eval":
-            return score_samples_lmms_eval(samples, responses, header)
-        return score_samples(samples, responses, header)
+    score_official = header_scorer(score_samples)  # LLaVA's converter + the eval tool's calculation.py
+    score_lmms_eval = header_scorer(score_samples_lmms_eval)  # lmms-eval's yes/no parser and aggregation
 
     def score_path(
-        self,
-        path: Path,
-        data_root: Path | None,
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+        self, path: Path, data_root: Path | None, settings: Settings | None = None, judge: Judge | None = None
     ) -> TaskResult | None:
         """Directory mode: score an eval-tool results folder (14 ``<subtask>.txt`` files, 4 columns)."""
         path = Path(path)
@@ -249,14 +176,4 @@ class MMETask(Task):
                 (s.metadata["category"], s.metadata["image_name"].rsplit(".", 1)[0], s.metadata["eval_question"]): s.id
                 for s in self.load(Path(data_root))
             }
-        return score_directory(path, (self.name, self.version, self.headline), sample_ids)
-
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.mme.prepare import prepare_root
-
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.mme.demo import write_demo
-
-        write_demo(root, seed)
+        return score_directory(path, self.header, sample_ids)

@@ -14,12 +14,13 @@ truth, one color question ends in the two-space variant "  Please answer yes or 
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.data.prepare import write_jsonl
+from tasks.common.question_file import question_line
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, NUMBER_WORDS, WORDS, Scene, make_scene, render, with_article
 from tasks.mme.prepare import llava_text
 
@@ -115,9 +116,9 @@ def _position(scene: Scene, rng: random.Random) -> Pair | None:
 
 
 def _color(scene: Scene, rng: random.Random) -> Pair | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
     return _ask(f"Is the {shape.kind} {{}}?", shape.color, _other(rng, COLORS, shape.color))
 
 
@@ -139,9 +140,9 @@ def _scene(scene: Scene, rng: random.Random) -> Pair | None:
 
 
 def _landmark(scene: Scene, rng: random.Random) -> Pair | None:
-    if not scene.unique_colors():
+    shape = scene.pick_by_color(rng)
+    if shape is None:
         return None
-    shape = scene.the(color=rng.choice(scene.unique_colors()))
     return _ask(f"Is the {shape.color} shape a {{}}?", shape.kind, _other(rng, KINDS, shape.kind))
 
 
@@ -159,9 +160,9 @@ def _ocr(scene: Scene, rng: random.Random) -> Pair | None:
 
 
 def _commonsense(scene: Scene, rng: random.Random) -> Pair | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
     return _ask(
         f"Is the {shape.kind} the same color as {{}}?",
         COLOR_THINGS[shape.color],
@@ -245,7 +246,7 @@ def write_demo(root: Path, seed: int) -> None:
     results_dir = base / "eval_tool" / "Your_Results"
     results_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[str]] = {subtask: [] for subtask in SUBTASKS}
-    llava_lines: list[str] = []
+    llava_lines: list[dict[str, str]] = []
     for image in plan(seed):
         folder = base / RELEASE_DIR / image.subtask
         for rel in (image.image_rel, image.txt_rel):
@@ -259,9 +260,7 @@ def write_demo(root: Path, seed: int) -> None:
         (folder / image.txt_rel).write_bytes("".join(f"{q}\t{a}\n" for q, a in qa).encode())
         results[image.subtask].extend(f"{image.name}\t{q}\t{a}\n" for q, a in qa)
         qid = f"{image.subtask}/{image.image_rel}"
-        for question, _ in qa:
-            record = {"question_id": qid, "image": qid, "text": llava_text(question), "category": image.subtask}
-            llava_lines.append(json.dumps(record) + "\n")
+        llava_lines.extend(question_line(qid, qid, llava_text(question), image.subtask) for question, _ in qa)
     for subtask, lines in results.items():
         (results_dir / f"{subtask}.txt").write_bytes("".join(lines).encode())
-    (base / "llava_mme.jsonl").write_bytes("".join(llava_lines).encode())
+    write_jsonl(base / "llava_mme.jsonl", llava_lines)

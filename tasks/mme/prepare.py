@@ -35,16 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, image_format, iter_rows, note, write_file, write_jsonl
+from harness.data.prepare import image_bytes, image_format, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy
+from tasks.common.question_file import question_line
 from tasks.common.requests import LLAVA_SUFFIX
 from tasks.mme.scorer import ALL_SUBTASKS
 
 HF_DATASET = "lmms-lab/MME"
-DATA_PATTERN = "data/test-*.parquet"
-HF_PATTERNS = {"mme": (DATA_PATTERN,)}
+TEST = ParquetCopy("mme", "data/test-*.parquet", "MME test", expected=2374, official="set")
+HF_PATTERNS = {"mme": (TEST.pattern,)}
 COLUMNS = ("question_id", "image", "question", "answer", "category")
-EXPECTED_QUESTIONS = 2374
 
 RELEASE_DIR = "MME/MME_Benchmark_release_version"
 GT_DIR = "MME/eval_tool/Your_Results"
@@ -116,7 +117,7 @@ def add_row(layout: Layout, root: Path, row: dict[str, Any], where: str) -> None
     layout.qa_lines[(category, qa_rel)].append(f"{question}\t{answer}\n")
     layout.n_unsuffixed += not question.rstrip().endswith(YES_NO)
     qid = f"{category}/{image_rel}"
-    layout.llava.append({"question_id": qid, "image": qid, "text": llava_text(question), "category": category})
+    layout.llava.append(question_line(qid, qid, llava_text(question), category))
 
 
 def write_layout(layout: Layout, root: Path) -> None:
@@ -129,9 +130,7 @@ def write_layout(layout: Layout, root: Path) -> None:
 
 
 def _report(layout: Layout) -> None:
-    n = len(layout.llava)
-    if n != EXPECTED_QUESTIONS:
-        note(f"mme: {n} questions; the official set has {EXPECTED_QUESTIONS}")
+    TEST.check_count(len(layout.llava))
     missing = [s for s in ALL_SUBTASKS if s not in layout.gt_lines]
     if missing:
         note(f"mme: no questions for subtask(s) {', '.join(missing)}")
@@ -147,7 +146,7 @@ def _report(layout: Layout) -> None:
 def prepare_root(source: Path, root: Path) -> None:
     """Write MME (release images and question files, eval-tool templates, LLaVA question file) under ``root``."""
     source, root = Path(source), Path(root)
-    paths = find_files(source, (DATA_PATTERN,), "MME test parquet files")
+    paths = TEST.files(source)
     layout = Layout()
     for where, row in iter_rows(paths, "mme questions", COLUMNS):
         add_row(layout, root, row, where)

@@ -25,8 +25,9 @@ from harness.results.records import Record, detail, meta, scored
 from harness.stats.analytic import make_metric, mean_stderr, sum_of_means_stderr
 from harness.stats.bootstrap import ColumnSums, Estimand, Estimands, Totals, ratio
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
-from tasks.common.answers import answered_only, collect_answers
-from tasks.common.yesno import YesNo, parse_yes_no
+from tasks.common.answers import Counts, answered_only, collect_answers
+from tasks.common.scoring import Header, right_or_wrong, task_result
+from tasks.common.yesno import YesNo, parse_yes_no, yes_no_in_head
 
 PERCEPTION = (
     "existence",
@@ -137,12 +138,13 @@ def _check_pairs(lines: Sequence[ToolLine], where: str) -> None:
 def build_result(
     lines_by_subtask: Mapping[str, Sequence[ToolLine]],
     samples: list[SampleScore],
-    header: tuple[str, str, Sequence[str]],
-    counts: Mapping[str, int] | None = None,
+    header: Header,
+    counts: Counts | None = None,
     notes: list[str] | None = None,
 ) -> TaskResult:
-    """Subtask scores, perception / cognition / total sums and breakdowns from the tool's lines."""
-    name, version, headline = header
+    """Subtask scores, perception / cognition / total sums and breakdowns from the tool's lines.
+
+    Without ``counts``, every sample was scored and none had an error or was missing."""
     mark_pairs(lines_by_subtask, samples)
     stats = {sub: subtask_stats(lines_by_subtask[sub]) for sub in ALL_SUBTASKS if sub in lines_by_subtask}
     by_subtask: dict[str, Metric] = {}
@@ -164,32 +166,13 @@ def build_result(
         metrics[group] = make_metric(float(value), stderr, n, f"sum of {len(present)} subtask scores")
         if not present and group != "total":
             notes.append(f"{group}: no subtask present; reported as 0")
-    counts = counts or {}
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        breakdowns={"subtask": by_subtask, "acc": acc, "acc_plus": acc_plus},
-        samples=samples,
-        n_samples=counts.get("samples", len(samples)),
-        n_errors=counts.get("errors", 0),
-        n_parse_failures=sum(1 for s in samples if s.parse_failed),
-        n_missing=counts.get("missing", 0),
-        notes=notes,
-    )
+    breakdowns = {"subtask": by_subtask, "acc": acc, "acc_plus": acc_plus}
+    return task_result(header, metrics, samples, counts or Counts(len(samples)), notes, breakdowns)
 
 
 def _sample_score(sample_id: str, line: ToolLine, gt: str, subtask: str) -> SampleScore:
     detail: dict[str, object] = {"gt": gt, "subtask": subtask}
-    return SampleScore(
-        sample_id=sample_id,
-        parsed=line.label,
-        score=1.0 if line.correct else 0.0,
-        correct=line.correct,
-        parse_failed=line.label == "other",
-        detail=detail,
-    )
+    return right_or_wrong(sample_id, line.label, line.correct, detail, line.label == "other")
 
 
 def one_line(text: str) -> str:
@@ -208,7 +191,7 @@ def converter_line(sample: Sample, text: str) -> str:
 
 
 def score_samples(
-    samples: Sequence[Sample], responses: Mapping[str, Response], header: tuple[str, str, Sequence[str]]
+    samples: Sequence[Sample], responses: Mapping[str, Response], header: Header
 ) -> TaskResult:
     """Write each answer as the converter does (per subtask, in sample order) and run the calculation.
 
@@ -230,8 +213,7 @@ def score_samples(
         _check_pairs(lines, f"mme subtask {subtask} (answers written as LLaVA's converter does)")
     if n_joined:
         notes.append(f"{n_joined} answers had tabs or line breaks, replaced by spaces (eval_tool readme: one line)")
-    counts = {"samples": len(samples), "errors": answers.n_errors, "missing": n_missing}
-    return build_result(lines_by_subtask, per_sample, header, counts, notes)
+    return build_result(lines_by_subtask, per_sample, header, Counts(len(samples), answers.n_errors, n_missing), notes)
 
 
 def _read_text_lines(path: Path) -> list[str]:
@@ -249,7 +231,7 @@ SampleIds = Mapping[tuple[str, str, str], str]
 
 
 def score_directory(
-    path: Path, header: tuple[str, str, Sequence[str]], sample_ids: SampleIds | None = None
+    path: Path, header: Header, sample_ids: SampleIds | None = None
 ) -> TaskResult:
     """Score an eval-tool results folder (``<subtask>.txt`` with 4 columns) as calculation.py does.
 
@@ -292,12 +274,7 @@ def parse_lmms_eval(answer: str) -> YesNo:
         return text  # type: ignore[return-value]
     if len(text) == 1:
         return {"y": "yes", "n": "no"}.get(text, "other")  # type: ignore[return-value]
-    head = text[:4]
-    if "yes" in head:
-        return "yes"
-    if "no" in head:
-        return "no"
-    return "other"
+    return yes_no_in_head(text)
 
 
 def _image_scores(rows: Sequence[tuple[str, bool]], subtask: str) -> list[float]:
@@ -316,10 +293,9 @@ def _image_scores(rows: Sequence[tuple[str, bool]], subtask: str) -> list[float]
 
 
 def score_samples_lmms_eval(
-    samples: Sequence[Sample], responses: Mapping[str, Response], header: tuple[str, str, Sequence[str]]
+    samples: Sequence[Sample], responses: Mapping[str, Response], header: Header
 ) -> TaskResult:
     """lmms-eval's MME score: its parser, per-image pairs by question id, subtask means summed per group."""
-    name, version, headline = header
     answers = collect_answers(samples, responses)
     rows: dict[str, list[tuple[str, bool]]] = {}
     per_sample: list[SampleScore] = []
@@ -328,16 +304,8 @@ def score_samples_lmms_eval(
         label = parse_lmms_eval(text)
         correct = label == gt.lower().strip().replace(".", "")
         rows.setdefault(subtask, []).append((sample.metadata["question_id"], correct))
-        per_sample.append(
-            SampleScore(
-                sample_id=sample.id,
-                parsed=label,
-                score=1.0 if correct else 0.0,
-                correct=correct,
-                parse_failed=label == "other",
-                detail={"gt": gt, "subtask": subtask, "pair": sample.metadata["question_id"]},
-            )
-        )
+        detail = {"gt": gt, "subtask": subtask, "pair": sample.metadata["question_id"]}
+        per_sample.append(right_or_wrong(sample.id, label, correct, detail, label == "other"))
     by_subtask: dict[str, Metric] = {}
     for sub in ALL_SUBTASKS:
         if sub in rows:
@@ -355,19 +323,7 @@ def score_samples_lmms_eval(
         n = sum(by_subtask[sub].n for sub in present)
         metrics[group] = make_metric(value, stderr, n, f"sum of {len(present)} subtask scores (lmms-eval)")
     notes.extend(answers.missing_note(len(samples), "empty answers (other)"))
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        breakdowns={"subtask": by_subtask},
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=answers.n_errors,
-        n_parse_failures=sum(1 for s in per_sample if s.parse_failed),
-        n_missing=answers.n_missing,
-        notes=notes,
-    )
+    return task_result(header, metrics, per_sample, answers.counts, notes, {"subtask": by_subtask})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Data files (under the data root, LLaVA's ``playground/data/eval`` layout):
   official ``mm-vet_evaluator.py``), read as it is (its final newline matters), never shipped here;
 - ``mm-vet/images/``: the images (needed to run a model only).
 
-Protocols (``default_settings``; a protocol file's [tasks.mmvet] table overrides them):
+Protocols (the [tasks.mmvet] tables of ``harness/protocols/*.toml``; ``scorer`` names the grader):
 
 - ``llava15``: ``<image>\\n`` + the raw question (LLaVA's ``llava-mm-vet.jsonl``), greedy, 1024 new
   tokens; the official grader (``tasks/mmvet/scorer.py``), max_tokens 3, ``judge_runs`` 1 (the
@@ -26,8 +26,7 @@ wins), or MM-Vet's results file ``{"v1_0": "answer", ...}`` (``score_path``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,22 +34,20 @@ from harness.data.readers import read_json, require_fields
 from harness.errors import DataError, UsageError
 from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import DataFile, ImageRef, Request, Response, Sample, TaskResult
-from tasks.common.requests import make_request, setting_choice, with_image
+from harness.task import Settings
+from harness.types import DataFile, ImageRef, Response, Sample, TaskResult
+from tasks.common.base import LlavaTask
+from tasks.common.files import image_folder
 from tasks.mmvet.scorer import PROMPT_SOURCE, cap_set_name, estimands, score_mmvet
 
 QUESTIONS = "mm-vet/mm-vet.json"
 JUDGE_PROMPT = "mm-vet/mmvet_judge_prompt.txt"
 IMAGES_DIR = "mm-vet/images"
 MMVET_ZIP = "mm-vet.zip from https://github.com/yuweihao/MM-Vet (release v1)"
-LMMS_PRE_PROMPT = (
-    "First please perform reasoning, and think step by step to provide best answer to the following question: \n\n"
-)
 _FIELDS = ("imagename", "question", "answer", "capability")
 
 
-def question_id(value: Any) -> str | None:
+def question_id_of(value: Any) -> str | None:
     """The sample id an answers line names: ``n`` or "n" -> "v1_n", "v1_n" as is; None otherwise."""
     text = str(value).strip()
     if text.isdigit():
@@ -92,7 +89,7 @@ def _sample(qid: str, item: Any, root: Path, instruction: str | None, index: int
     )
 
 
-class MMVetTask(Task):
+class MMVetTask(LlavaTask):
     name = "mmvet"
     version = "1"
     description = "MM-Vet: open-ended questions on integrated capabilities, graded 0-1 by a GPT-4 judge."
@@ -100,27 +97,8 @@ class MMVetTask(Task):
     default_judge = "gpt-4-0613"
     headline = ("total",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: raw question prompt + official MM-Vet evaluator; lmms-eval"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {
-            "prompt": "llava",
-            "max_new_tokens": 1024,
-            "grader": "official",
-            "judge_model": "gpt-4-0613",
-            "judge_runs": 1,
-            "judge_max_tokens": 3,
-        },
-        "lmms-eval": {
-            "prompt": "lmms-eval",
-            "pre_prompt": LMMS_PRE_PROMPT,
-            "post_prompt": "",
-            "max_new_tokens": 1024,
-            "temperature": 0.2,
-            "grader": "lmms-eval",
-            "judge_model": "gpt-4o-2024-11-20",
-            "judge_runs": 1,
-            "judge_max_tokens": 128,
-        },
-    }
+    # The graders of tasks/mmvet/scorer.py: the official evaluator's and lmms-eval's.
+    scorers: ClassVar[dict[str, str]] = dict.fromkeys(("official", "lmms-eval"), "grade")
     hf_dataset = "lmms-lab/MMVet"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {
         "detail": ("scores", "capability"),
@@ -135,7 +113,7 @@ class MMVetTask(Task):
                 description="the official grader's few-shot instruction (not in the Hugging Face copy)",
                 source=PROMPT_SOURCE,
             ),
-            DataFile(path=IMAGES_DIR, kind="dir", needed_for="run", description="MM-Vet images", source=MMVET_ZIP),
+            image_folder(IMAGES_DIR, "MM-Vet images", MMVET_ZIP),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
@@ -146,23 +124,11 @@ class MMVetTask(Task):
         instruction = read_instruction(root / JUDGE_PROMPT)
         return [_sample(str(qid), item, root, instruction, i) for i, (qid, item) in enumerate(data.items())]
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava")
-        text = sample.question
-        if style == "lmms-eval":
-            text = f"{settings.get('pre_prompt', LMMS_PRE_PROMPT)}{text}{settings.get('post_prompt', '')}"
-        request = make_request(self.name, sample, with_image(text), settings, 1024)
-        temperature = float(settings.get("temperature", 0.0))
-        return replace(request, generation=replace(request.generation, temperature=temperature))
-
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+    def grade(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], settings: Settings, judge: Judge | None
     ) -> TaskResult:
-        return score_mmvet(samples, responses, (self.name, self.version, self.headline), settings, judge)
+        """Grade with the judge ``judge_runs`` times (the grader ``scorer`` names); no judge: not scored."""
+        return score_mmvet(samples, responses, self.header, {**settings, "grader": settings["scorer"]}, judge)
 
     def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
         return estimands(records)
@@ -171,22 +137,12 @@ class MMVetTask(Task):
         """``--limit`` subsets keep the capability sets in proportion."""
         return cap_set_name(sample.metadata["capability"])
 
-    def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
-        """LLaVA answers: ``question_id`` n (or "v1_n") answers sample "v1_n"; a later line wins."""
-        ids = {s.id for s in samples}
-        out: dict[str, str] = {}
-        for rec in records:
-            sid = question_id(rec.get("question_id"))
-            if sid in ids:
-                out[sid] = str(rec.get("text", ""))
-        return out
+    def answer_id(self, question_id: Any) -> str | None:
+        """LLaVA answers: ``question_id`` n (or "v1_n") answers sample "v1_n"."""
+        return question_id_of(question_id)
 
     def score_path(
-        self,
-        path: Path,
-        data_root: Path | None,
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+        self, path: Path, data_root: Path | None, settings: Settings | None = None, judge: Judge | None = None
     ) -> TaskResult | None:
         """MM-Vet's results file (one JSON object ``{"v1_0": "answer", ...}``); None for any other file.
 
@@ -211,16 +167,6 @@ class MMVetTask(Task):
         if unknown:
             result.notes.append(f"{Path(path).name}: {unknown} answers name no MM-Vet question; ignored")
         return result
-
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.mmvet.prepare import prepare_root
-
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.mmvet.demo import write_demo
-
-        write_demo(root, seed)
 
 
 def read_results_file(path: Path) -> dict[str, str] | None:

@@ -70,10 +70,9 @@ def _count(scene: Scene, rng: random.Random) -> Item | None:
 
 
 def _color(scene: Scene, rng: random.Random) -> Item | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     return f"What color is the {shape.kind}?", shape.color, ["rec"]
 
 

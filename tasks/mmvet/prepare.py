@@ -24,15 +24,15 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, image_format, iter_rows, note, parquet_columns, write_file
+from harness.data.prepare import image_bytes, image_format, iter_rows, note, write_file
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy, present_columns
 
 HF_DATASET = "lmms-lab/MMVet"
-PATTERN = "data/test-*.parquet"
-HF_PATTERNS = {"mmvet": (PATTERN,)}
+TEST = ParquetCopy("mmvet", "data/test-*.parquet", "MM-Vet test", expected=218, official="mm-vet.json")
+HF_PATTERNS = {"mmvet": (TEST.pattern,)}
 QUESTIONS = "mm-vet/mm-vet.json"
 IMAGES_DIR = "mm-vet/images"
-EXPECTED = 218
 REQUIRED = ("question_id", "image", "question", "answer", "capability")
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png"}
 
@@ -73,11 +73,8 @@ def image_name(image: Any, qid: str, data: bytes) -> str:
 def prepare_root(source: Path, root: Path) -> None:
     """Write ``mm-vet/mm-vet.json`` and the images under ``root`` from the parquet files under ``source``."""
     source, root = Path(source), Path(root)
-    paths = find_files(source, (PATTERN,), "MM-Vet test parquet files")
-    present = set(parquet_columns(paths[0]))
-    lacking = [c for c in REQUIRED if c not in present]
-    if lacking:
-        raise DataError(f"{paths[0]}: missing column(s) {', '.join(lacking)} of lmms-lab/MMVet")
+    paths = TEST.files(source)
+    present = present_columns(paths, REQUIRED, HF_DATASET)
     columns = [*REQUIRED, *(["image_source"] if "image_source" in present else [])]
     if "image_source" not in present:
         note("mmvet: the copy has no 'image_source' column; imagesource is null")
@@ -98,8 +95,7 @@ def prepare_root(source: Path, root: Path) -> None:
             "capability": capability_list(row["capability"], where),
             "imagesource": row.get("image_source"),
         }
-    if len(data) != EXPECTED:
-        note(f"mmvet: {len(data)} questions; the official mm-vet.json has {EXPECTED}")
+    TEST.check_count(len(data))
     note("mmvet: mm-vet/mmvet_judge_prompt.txt is not in the copy; add the official grader instruction by hand")
     write_file(root / QUESTIONS, json.dumps(data, indent=4))
     for name, raw in images.items():

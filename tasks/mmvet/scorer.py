@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import numpy as np
-
-from harness.errors import DataError, UsageError
+from harness.errors import DataError
 from harness.judging.contract import Judge, JudgeReply, judge_map
 from harness.results.records import Record, detail, meta
 from harness.stats.analytic import make_metric, mean_stderr
-from harness.stats.bootstrap import ColumnSums, Estimand, Estimands, Totals, mean_of_defined, ratio
+from harness.stats.bootstrap import ColumnSums, Estimand, Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
+from tasks.common.judged import JudgedScoring, judge_trail, needs_judge, percent_ratio_over_runs
 from tasks.common.requests import setting_choice
+from tasks.common.scoring import task_result
 
 DIGIT_SUFFIX = "\nPredict the correctness of the answer (digit): "
 MAX_RETRIES = 5
@@ -272,13 +272,6 @@ PROMPT_SOURCE = (
     "the `prompt` string of https://github.com/yuweihao/MM-Vet/blob/main/mm-vet_evaluator.py, saved as UTF-8 "
     "text ending with the newline after the last few-shot row"
 )
-Header = tuple[str, str, Sequence[str]]
-
-
-def not_scored(header: Header, why: str) -> TaskResult:
-    """A result with no metrics, saying why (a judged task scored without a judge)."""
-    name, version, headline = header
-    return TaskResult(task=name, version=version, metrics={}, headline=list(headline), notes=[f"not scored: {why}"])
 
 
 def judge_instruction(samples: Sequence[Sample]) -> str:
@@ -384,9 +377,7 @@ def _sample_score(sample: Sample, graded: Graded, per_run: Sequence[Mapping[str,
     detail.update(
         scores=[g.score for g in grades],
         content=[g.content for g in grades],
-        judge_models=[g.model for g in grades],
-        judge_errors=[g.error for g in grades],
-        judge_calls=[g.calls for g in grades],
+        **judge_trail(grades, [g.calls for g in grades]),
     )
     return SampleScore(
         sample_id=sample.id,
@@ -495,54 +486,34 @@ def _breakdowns(
     return {"capability_integration": defined(integration), "runs": runs, **official}
 
 
-def score_mmvet(
-    samples: Sequence[Sample],
-    responses: Mapping[str, Response],
-    header: Header,
-    settings: Mapping[str, Any] | None = None,
-    judge: Judge | None = None,
-) -> TaskResult:
+def grade_and_aggregate(job: JudgedScoring) -> TaskResult:
     """Grade every answered sample ``judge_runs`` times and aggregate as the chosen grader's tool does."""
-    settings = settings or {}
-    if judge is None:
-        return not_scored(header, "needs a judge (MM-Vet answers are graded by GPT-4; see --judge)")
-    grader = GRADERS[setting_choice(settings, "grader", tuple(GRADERS), "official")]
-    runs = int(settings.get("judge_runs", 1))
-    if runs < 1:
-        raise UsageError(f"judge_runs must be at least 1, got {runs}")
-    max_tokens = int(settings.get("judge_max_tokens", grader.max_tokens))
-    graded = grade_all(samples, responses, judge, grader, runs, max_tokens)
+    grader = GRADERS[setting_choice(job.settings, "grader", tuple(GRADERS), "official")]
+    runs = job.judge_runs(default=1)
+    max_tokens = int(job.settings.get("judge_max_tokens", grader.max_tokens))
+    samples = job.samples
+    graded = grade_all(samples, job.responses, job.judge, grader, runs, max_tokens)
     per_run = [run_item_scores(samples, graded, j) for j in range(runs)]
     layout = Layout.of(samples)
     tables = [run_scores(r, layout.capabilities, layout.caps, layout.sets) for r in per_run]
     grades = [g for run in graded.runs for g in run.values()]
-    n_missing = sum(1 for s in samples if s.id not in responses)
-    n_errors = sum(1 for s in samples if (r := responses.get(s.id)) is not None and r.error is not None)
-    name, version, headline = header
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=_metrics(tables, per_run, layout, grades),
-        headline=list(headline),
-        breakdowns=_breakdowns(tables, per_run, layout),
-        samples=[_sample_score(s, graded, per_run) for s in samples],
-        n_samples=len(samples),
-        n_errors=n_errors,
-        n_parse_failures=sum(1 for g in grades if g.exhausted),
-        n_missing=n_missing,
-        notes=_notes(graded, grader, tables, n_missing, n_errors, len(samples)),
+    counts = job.counts
+    return task_result(
+        job.header,
+        _metrics(tables, per_run, layout, grades),
+        [_sample_score(s, graded, per_run) for s in samples],
+        counts,
+        _notes(graded, grader, tables, counts.missing, counts.errors, len(samples)),
+        _breakdowns(tables, per_run, layout),
+        parse_failures=sum(1 for g in grades if g.exhausted),
     )
+
+
+score_mmvet = needs_judge(grade_and_aggregate, "needs a judge (MM-Vet answers are graded by GPT-4; see --judge)")
 
 
 # ---------------------------------------------------------------------------------------------
 # Statistics
-
-
-def _over_runs(group: str, runs: int) -> Callable[[Totals], np.ndarray]:
-    def combine(t: Totals) -> np.ndarray:
-        return mean_of_defined([100.0 * ratio(t[f"{group}:{j}:sum"], t[f"{group}:{j}:n"]) for j in range(runs)])
-
-    return combine
 
 
 def estimands(records: Sequence[Record]) -> Estimands:
@@ -570,5 +541,6 @@ def estimands(records: Sequence[Record]) -> Estimands:
     for group in groups:
         cols = {name: col for name, col in columns.items() if name.split(":")[0] == group}
         if cols:
-            out[group] = Estimand(group, _over_runs(group, runs), cols, "image", "mean over runs of 100 x mean score")
+            combine = percent_ratio_over_runs(group, runs, "sum", "n")
+            out[group] = Estimand(group, combine, cols, "image", "mean over runs of 100 x mean score")
     return Estimands(out)

@@ -10,11 +10,12 @@ Data (under the data root, LLaVA's ``playground/data/eval`` layout):
   (answers, choices; the ``test`` split list the scorer walks).
 - ``scienceqa/images/test/<id>/image.png``: the test images (only to run a model).
 
-Protocols: ``llava15`` is ``model_vqa_science.py --single-pred-prompt`` (image token moved to the
-front, the single-letter instruction appended, 1024 new tokens) scored by ``eval_science_qa.py``;
-``lmms-eval`` is lmms-eval's ``scienceqa_img`` prompt (built from problems.json) and scorer, 16 new
-tokens, image problems only (text-only problems are still answered, since a task cannot drop
-samples per protocol, but they are not scored).
+Protocols (the [tasks.scienceqa] tables of ``harness/protocols/*.toml``): ``llava15`` is
+``model_vqa_science.py --single-pred-prompt`` (image token moved to the front, the single-letter
+instruction appended, 1024 new tokens) scored by ``eval_science_qa.py``; ``lmms-eval`` is lmms-eval's
+``scienceqa_img`` prompt (built from problems.json) and scorer, 16 new tokens, image problems only
+(text-only problems are still answered, since a task cannot drop samples per protocol, but they are
+not scored).
 
 Answers files (``harness score``) are read as eval_science_qa.py reads them: ``question_id`` to
 ``text``, a later line for the same id replacing an earlier one; ids that are no test problem are
@@ -23,26 +24,20 @@ ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.data.readers import read_json
-from harness.errors import DataError, HarnessError
-from harness.judging.contract import Judge
+from harness.errors import DataError
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import (
-    IMAGE_PLACEHOLDER,
-    DataFile,
-    ImageRef,
-    Request,
-    Response,
-    Sample,
-    TaskResult,
-)
-from tasks.common.requests import LLAVA_EVAL_ZIP, make_request, setting_choice
-from tasks.scienceqa.scorer import OPTIONS, estimands, score_lmms_eval, score_official
+from harness.task import Settings
+from harness.types import IMAGE_PLACEHOLDER, DataFile, ImageRef, Sample
+from tasks.common.base import LlavaTask, header_scorer
+from tasks.common.files import image_folder, llava_file
+from tasks.common.requests import with_image
+from tasks.scienceqa import scorer
+from tasks.scienceqa.scorer import OPTIONS, estimands
 
 LLAVA_QUESTIONS = "scienceqa/llava_test_CQM-A.json"
 PROBLEMS = "scienceqa/problems.json"
@@ -76,56 +71,28 @@ def _human_turn(entry: Any, where: str) -> str:
     return str(turns[0]["value"])
 
 
-def llava_prompt(sample: Sample) -> str:
-    """model_vqa_science.py --single-pred-prompt: ``<image>\\n`` (image problems) + text + the instruction."""
-    text = sample.question
-    if sample.images:
-        text = f"{IMAGE_PLACEHOLDER}\n{text}"
-    return f"{text}\n{SUFFIX}"
+def image_first(sample: Sample, text: str) -> str:
+    """The image token before the text for an image problem; text-only problems have none."""
+    return with_image(text) if sample.images else text
 
 
-def lmms_eval_prompt(sample: Sample) -> str:
-    """lmms-eval's sqa_doc_to_text (default format), image token in front for image problems."""
-    meta = sample.metadata
-    context = f"Context: {meta['hint']}\n" if meta["hint"] else ""
-    choices = "\n".join(f"{OPTIONS[i]}. {c}" for i, c in enumerate(meta["choices"]))
-    text = f"{context}{meta['problem_question']}\n{choices}\n{SUFFIX}"
-    return f"{IMAGE_PLACEHOLDER}\n{text}" if sample.images else text
-
-
-PROMPTS = {"llava": llava_prompt, "lmms-eval": lmms_eval_prompt}
-
-
-class ScienceQATask(Task):
+class ScienceQATask(LlavaTask):
     name = "scienceqa"
     version = "1"
     description = "ScienceQA-IMG test: science multiple choice; accuracy on image problems (eval_science_qa.py)."
-    judged = False
     headline = ("img_accuracy",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA single-prediction prompt + eval_science_qa.py"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {"prompt": "llava", "scorer": "llava", "max_new_tokens": 1024},
-        "lmms-eval": {"prompt": "lmms-eval", "scorer": "lmms-eval", "max_new_tokens": 16},
-    }
+    scorers: ClassVar[dict[str, str]] = {"llava": "score_llava", "lmms-eval": "score_lmms_eval"}
     hf_dataset = "lmms-lab/ScienceQA"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("is_multimodal",)}
 
     def data_files(self) -> list[DataFile]:
+        images = f"test.zip of the ScienceQA images, {_SQA_REPO}"
         return [
-            DataFile(
-                path=LLAVA_QUESTIONS,
-                description="LLaVA's ScienceQA test question file (id, image, conversations)",
-                source=LLAVA_EVAL_ZIP,
-            ),
+            llava_file(LLAVA_QUESTIONS, "LLaVA's ScienceQA test question file (id, image, conversations)"),
             DataFile(path=PROBLEMS, description="official ScienceQA problems (answers, choices)", source=_SQA_REPO),
             DataFile(path=PID_SPLITS, description="official ScienceQA split lists (the 'test' ids)", source=_SQA_REPO),
-            DataFile(
-                path=IMAGES_DIR,
-                kind="dir",
-                needed_for="run",
-                description="ScienceQA test images (<id>/image.png)",
-                source=f"test.zip of the ScienceQA images, {_SQA_REPO}",
-            ),
+            image_folder(IMAGES_DIR, "ScienceQA test images (<id>/image.png)", images),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
@@ -185,24 +152,19 @@ class ScienceQATask(Task):
             )
         return samples
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        style = setting_choice(settings, "prompt", tuple(PROMPTS), "llava")
-        return make_request(self.name, sample, PROMPTS[style](sample), settings, 1024)
+    def llava_prompt(self, sample: Sample, settings: Settings) -> str:
+        """model_vqa_science.py --single-pred-prompt: ``<image>\\n`` (image problems) + text + the instruction."""
+        return image_first(sample, f"{sample.question}\n{SUFFIX}")
 
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
-    ) -> TaskResult:
-        scorer = str((settings or {}).get("scorer", "llava"))
-        header = (self.name, self.version, self.headline)
-        if scorer == "llava":
-            return score_official(samples, responses, header)
-        if scorer == "lmms-eval":
-            return score_lmms_eval(samples, responses, header)
-        raise HarnessError(f"scienceqa: unknown scorer {scorer!r}; expected 'llava' or 'lmms-eval'")
+    def lmms_eval_prompt(self, sample: Sample, settings: Settings) -> str:
+        """lmms-eval's sqa_doc_to_text (default format), image token in front for image problems."""
+        meta = sample.metadata
+        context = f"Context: {meta['hint']}\n" if meta["hint"] else ""
+        choices = "\n".join(f"{OPTIONS[i]}. {c}" for i, c in enumerate(meta["choices"]))
+        return image_first(sample, f"{context}{meta['problem_question']}\n{choices}\n{SUFFIX}")
+
+    score_llava = header_scorer(scorer.score_official)  # eval_science_qa.py
+    score_lmms_eval = header_scorer(scorer.score_lmms_eval)  # lmms-eval's letter matcher, image problems only
 
     def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
         return estimands(records)
@@ -210,26 +172,3 @@ class ScienceQATask(Task):
     def subset_stratum(self, sample: Sample) -> str:
         """``--limit`` subsets keep the subjects (natural, social, language science) in proportion."""
         return str(sample.metadata.get("subject") or "")
-
-    def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
-        """eval_science_qa.py's reading: ``{question_id: line}``, a later line replacing an earlier one.
-
-        Ids are compared as strings; lines for ids that are not samples are ignored.
-        """
-        ids = {s.id for s in samples}
-        out: dict[str, str] = {}
-        for rec in records:
-            qid = str(rec.get("question_id"))
-            if qid in ids:
-                out[qid] = str(rec.get("text", ""))
-        return out
-
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.scienceqa.prepare import prepare_root
-
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.scienceqa.demo import write_demo
-
-        write_demo(root, seed)

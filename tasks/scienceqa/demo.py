@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tasks.demo.choices import shuffled_choices
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, NUMBER_WORDS, WORDS, Scene, make_scene, render
 
 N_IMAGE_PROBLEMS = 34
@@ -53,17 +54,14 @@ def _ask(
     rng: random.Random, question: str, right: str, wrong: list[str], hint: str, topic: str, category: str, skill: str
 ) -> Problem:
     """A problem with ``right`` among 1-4 wrong choices, shuffled."""
-    k = rng.randint(1, min(4, len(wrong)))
-    choices = [right, *rng.sample(wrong, k)]
-    rng.shuffle(choices)
-    return Problem(question, tuple(choices), choices.index(right), hint, topic, category, skill)
+    choices = shuffled_choices(rng, right, wrong, most_wrong=4)
+    return Problem(question, choices.options, choices.answer, hint, topic, category, skill)
 
 
 def _color(scene: Scene, rng: random.Random) -> Problem | None:
-    kinds = scene.unique_kinds()
-    if not kinds:
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(kinds))
     wrong = [c for c in COLORS if c != shape.color]
     return _ask(rng, f"What color is the {shape.kind}?", shape.color, wrong, "", "colors", "Identify colors", "colors")
 
@@ -76,10 +74,9 @@ def _count(scene: Scene, rng: random.Random) -> Problem | None:
 
 
 def _shape(scene: Scene, rng: random.Random) -> Problem | None:
-    colors = scene.unique_colors()
-    if not colors:
+    shape = scene.pick_by_color(rng)
+    if shape is None:
         return None
-    shape = scene.the(color=rng.choice(colors))
     wrong = [k for k in KINDS if k != shape.kind]
     return _ask(rng, f"Which shape is {shape.color}?", shape.kind, wrong, "", "shapes", "Identify shapes", "shapes")
 

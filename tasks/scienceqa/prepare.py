@@ -36,19 +36,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, image_format, iter_rows, note, write_file
+from harness.data.prepare import image_bytes, image_format, iter_rows, note, write_file
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy
+from tasks.scienceqa.scorer import OPTIONS
 
 HF_DATASET = "lmms-lab/ScienceQA"
-DATA_PATTERN = "ScienceQA-FULL/test-*.parquet"
-HF_PATTERNS = {"scienceqa": (DATA_PATTERN,)}
-EXPECTED_PROBLEMS = 4241
+TEST = ParquetCopy(
+    "scienceqa", "ScienceQA-FULL/test-*.parquet", "ScienceQA-FULL test", 4241, "test split", noun="test problems"
+)
+HF_PATTERNS = {"scienceqa": (TEST.pattern,)}
 
 PROBLEMS = "scienceqa/problems.json"
 PID_SPLITS = "scienceqa/pid_splits.json"
 LLAVA_QUESTIONS = "scienceqa/llava_test_CQM-A.json"
 IMAGES_DIR = "scienceqa/images/test"
-OPTIONS = ("A", "B", "C", "D", "E")
 TEXT_FIELDS = ("task", "grade", "subject", "topic", "category", "skill", "lecture", "solution")
 COLUMNS = ("image", "question", "choices", "answer", "hint", *TEXT_FIELDS)
 ID_PREFIX = "hf-test-"
@@ -99,7 +101,7 @@ def llava_entry(pid: str, problem: dict[str, Any]) -> dict[str, Any]:
 def prepare_root(source: Path, root: Path) -> None:
     """Write ScienceQA test (problems, split list, LLaVA question file, images) under ``root``."""
     source, root = Path(source), Path(root)
-    paths = find_files(source, (DATA_PATTERN,), "ScienceQA-FULL test parquet files")
+    paths = TEST.files(source)
     problems: dict[str, dict[str, Any]] = {}
     not_png = 0
     for number, (where, row) in enumerate(iter_rows(paths, "scienceqa problems", COLUMNS)):
@@ -114,8 +116,7 @@ def prepare_root(source: Path, root: Path) -> None:
         "scienceqa: the copy has no problem ids; problems are numbered hf-test-<row>, so answers keyed by "
         "official ScienceQA ids (e.g. LLaVA's published predictions) cannot be scored on these files"
     )
-    if len(problems) != EXPECTED_PROBLEMS:
-        note(f"scienceqa: {len(problems)} test problems; the official test split has {EXPECTED_PROBLEMS}")
+    TEST.check_count(len(problems))
     if not_png:
         note(f"scienceqa: {not_png} images are not PNG data; written as they are under image.png")
     write_file(root / PROBLEMS, json.dumps(problems))

@@ -28,13 +28,13 @@ from harness.results.records import Record, detail, mean_of, scored
 from harness.stats.analytic import mean_metric
 from harness.stats.bootstrap import Estimands
 from harness.types import Response, Sample, SampleScore, TaskResult
+from tasks.common.answers import Counts
+from tasks.common.scoring import Header, right_or_wrong, task_result
 
 OPTIONS = ("A", "B", "C", "D", "E")
 FAILED = "FAILED"
 UNKNOWN_PROMPT = "Unknown"
 ANSWER_PATTERN = re.compile(r"The answer is ([A-Z]).")
-
-Header = tuple[str, str, Sequence[str]]  # task name, version, headline
 
 
 def parse_letter(text: str) -> str:
@@ -75,28 +75,6 @@ def lmms_eval_correct(text: str, target: str) -> bool:
     return len(pred) >= 2 and pred[0].isupper() and pred[1] == "." and pred[0].lower() == target.lower()
 
 
-def _result(
-    header: Header,
-    metrics: dict,
-    per_sample: list[SampleScore],
-    counts: Mapping[str, int],
-    notes: list[str],
-) -> TaskResult:
-    name, version, headline = header
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        samples=per_sample,
-        n_samples=counts["samples"],
-        n_errors=counts["errors"],
-        n_parse_failures=sum(1 for s in per_sample if s.parse_failed),
-        n_missing=counts["missing"],
-        notes=notes,
-    )
-
-
 def score_official(samples: Sequence[Sample], responses: Mapping[str, Response], header: Header) -> TaskResult:
     """eval_science_qa.py over the given samples (those outside the test split are not scored)."""
     per_sample: list[SampleScore] = []
@@ -122,21 +100,13 @@ def score_official(samples: Sequence[Sample], responses: Mapping[str, Response],
         all_values.append(value)
         if multimodal:
             img_values.append(value)
-        per_sample.append(
-            SampleScore(
-                sample_id=sample.id,
-                parsed=letter,
-                score=value,
-                correct=correct,
-                parse_failed=response is not None and letter == FAILED,
-                detail={
-                    "index": index,
-                    "ground_truth": OPTIONS[sample.target],
-                    "is_multimodal": multimodal,
-                    "missing": response is None,
-                },
-            )
-        )
+        detail = {
+            "index": index,
+            "ground_truth": OPTIONS[sample.target],
+            "is_multimodal": multimodal,
+            "missing": response is None,
+        }
+        per_sample.append(right_or_wrong(sample.id, letter, correct, detail, response is not None and letter == FAILED))
     metrics = {
         "img_accuracy": mean_metric(img_values, description="percent correct over image problems (IMG-Accuracy)"),
         "accuracy": mean_metric(all_values, description="percent correct over all test problems (Accuracy)"),
@@ -151,8 +121,7 @@ def score_official(samples: Sequence[Sample], responses: Mapping[str, Response],
         notes.append("img_accuracy: no answered image problem; reported as 0 (eval_science_qa.py would divide by 0)")
     if n_outside:
         notes.append(f"{n_outside} problems are not in pid_splits.json 'test' and were not scored")
-    counts = {"samples": len(samples), "errors": n_errors, "missing": n_missing}
-    return _result(header, metrics, per_sample, counts, notes)
+    return task_result(header, metrics, per_sample, Counts(len(samples), n_errors, n_missing), notes)
 
 
 def score_lmms_eval(samples: Sequence[Sample], responses: Mapping[str, Response], header: Header) -> TaskResult:
@@ -175,24 +144,15 @@ def score_lmms_eval(samples: Sequence[Sample], responses: Mapping[str, Response]
         correct = lmms_eval_correct(text, target)
         letter = lmms_eval_letter(text)
         values.append(1.0 if correct else 0.0)
-        per_sample.append(
-            SampleScore(
-                sample_id=sample.id,
-                parsed=letter,
-                score=values[-1],
-                correct=correct,
-                parse_failed=response is not None and letter is None,
-                detail={"ground_truth": target, "missing": response is None},
-            )
-        )
+        detail = {"ground_truth": target, "missing": response is None}
+        per_sample.append(right_or_wrong(sample.id, letter, correct, detail, response is not None and letter is None))
     metrics = {"img_accuracy": mean_metric(values, description="lmms-eval exact_match over image problems, percent")}
     notes: list[str] = []
     if n_text_only:
         notes.append(f"{n_text_only} text-only (or non-test) problems not scored: lmms-eval's ScienceQA-IMG has none")
     if n_missing:
         notes.append(f"{n_missing} of {len(values)} image problems have no answer; scored wrong")
-    counts = {"samples": len(samples), "errors": n_errors, "missing": n_missing}
-    return _result(header, metrics, per_sample, counts, notes)
+    return task_result(header, metrics, per_sample, Counts(len(samples), n_errors, n_missing), notes)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ matches results: by (image id, the lower-cased question recovered from the promp
 annotations share that pair, the later one wins. A line that matches no annotation, or whose
 annotation has other than ten answers, is an error naming the line (the script fails there too).
 
-Protocols (``default_settings``; a protocol file's [tasks.textvqa] table overrides them):
+Protocols (the [tasks.textvqa] tables of ``harness/protocols/*.toml``):
 
 - ``llava15``: the question file's text (question, ``Reference OCR token: ...``, the short-answer
   suffix), ``max_new_tokens`` 128 (``model_vqa_loader.py``).
@@ -27,20 +27,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.data.readers import iter_jsonl, read_json, require_fields
-from harness.errors import DataError, UsageError
-from harness.judging.contract import Judge
+from harness.data.readers import read_json, require_fields
+from harness.errors import DataError
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import (
-    DataFile,
-    ImageRef,
-    Request,
-    Response,
-    Sample,
-    TaskResult,
-)
-from tasks.common.requests import LLAVA_EVAL_ZIP, LLAVA_SUFFIX, make_request, setting_choice, with_image
+from harness.task import Settings
+from harness.types import DataFile, ImageRef, Sample
+from tasks.common.base import LlavaTask, header_scorer
+from tasks.common.files import image_folder, llava_file, question_lines
+from tasks.common.matching import match_in_order
+from tasks.common.requests import LLAVA_SUFFIX
 from tasks.common.vqa_eval import VQA_ANSWERS
 from tasks.textvqa.scorer import OCR_MARKER, estimands, ocr_tokens, recover_question, score_textvqa
 
@@ -83,47 +78,33 @@ def _checked_answers(annotation: Mapping[str, Any], path: Path) -> list[str]:
     return list(answers)
 
 
-class TextVQATask(Task):
+def prompt_question(question_id: str, prompt: str) -> str:
+    """The question an answers line's prompt holds; a DataError naming the line's question_id if none."""
+    try:
+        return recover_question(prompt)
+    except ValueError as exc:
+        raise DataError(f"answer for question_id {question_id}: {exc}") from exc
+
+
+class TextVQATask(LlavaTask):
     name = "textvqa"
     version = "1"
     description = "TextVQA val 0.5.1 with OCR-token prompts; VQA accuracy after EvalAI answer processing."
-    judged = False
     headline = ("accuracy",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA question file + eval_textvqa.py / m4c evaluator"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {"max_new_tokens": 128, "prompt": "llava", "scorer": "official"},
-        "lmms-eval": {
-            "max_new_tokens": 1024,
-            "scorer": "lmms-eval",
-            "stop": ["ASSISTANT:"],
-            "prompt": "lmms-eval",
-            "pre_prompt": "",
-            "post_prompt": LLAVA_SUFFIX,
-            "ocr": False,
-        },
-    }
+    # Both are TextVQAAccuracyEvaluator's arithmetic (lmms-eval's extra strip is a no-op here).
+    scorers: ClassVar[dict[str, str]] = dict.fromkeys(("official", "lmms-eval"), "score_accuracy")
     hf_dataset = "lmms-lab/textvqa"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"metadata": ("image_id",)}
 
     def data_files(self) -> list[DataFile]:
+        llava = "LLaVA's question file (question_id = image id, text with the OCR-token line)"
+        official = "official TextVQA 0.5.1 val annotations (10 answers per question)"
+        images = "TextVQA train/val images (<image_id>.jpg)"
         return [
-            DataFile(
-                path=LLAVA_QUESTIONS,
-                description="LLaVA's question file (question_id = image id, text with the OCR-token line)",
-                source=LLAVA_EVAL_ZIP,
-            ),
-            DataFile(
-                path=ANNOTATIONS,
-                description="official TextVQA 0.5.1 val annotations (10 answers per question)",
-                source=f"TextVQA_0.5.1_val.json from {_TEXTVQA_SITE}",
-            ),
-            DataFile(
-                path=IMAGES_DIR,
-                kind="dir",
-                needed_for="run",
-                description="TextVQA train/val images (<image_id>.jpg)",
-                source=f"train_val_images.zip from {_TEXTVQA_SITE}",
-            ),
+            llava_file(LLAVA_QUESTIONS, llava),
+            DataFile(path=ANNOTATIONS, description=official, source=f"TextVQA_0.5.1_val.json from {_TEXTVQA_SITE}"),
+            image_folder(IMAGES_DIR, images, f"train_val_images.zip from {_TEXTVQA_SITE}"),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
@@ -132,9 +113,7 @@ class TextVQATask(Task):
         annotations, counts = read_annotations(ann_path)
         occurrences: Counter[str] = Counter()
         samples: list[Sample] = []
-        for lineno, rec in iter_jsonl(jsonl_path):
-            where = f"{jsonl_path}:{lineno}"
-            require_fields(rec, ("question_id", "image", "text"), where)
+        for where, rec in question_lines(jsonl_path):
             text = str(rec["text"])
             try:
                 question = recover_question(text)
@@ -177,64 +156,16 @@ class TextVQATask(Task):
         The k-th answer of a key goes to the k-th sample of that key; extra answers overwrite the last
         one (later wins). Unknown question_ids are ignored; a known one with an unreadable prompt is an error.
         """
-        by_question: dict[tuple[str, str], list[str]] = {}
-        by_qid: dict[str, list[str]] = {}
-        for s in samples:
-            qid = s.metadata["question_id"]
-            by_question.setdefault((qid, s.metadata["eval_question"]), []).append(s.id)
-            by_qid.setdefault(qid, []).append(s.id)
-        seen: Counter[tuple[str, str | None]] = Counter()
-        out: dict[str, str] = {}
-        for rec in records:
-            qid = str(rec.get("question_id"))
-            if qid not in by_qid:
-                continue
-            prompt = rec.get("prompt")
-            if prompt is None:
-                key: tuple[str, str | None] = (qid, None)
-                candidates = by_qid[qid]
-            else:
-                try:
-                    key = (qid, recover_question(str(prompt)))
-                except ValueError as exc:
-                    raise DataError(f"answer for question_id {qid}: {exc}") from exc
-                candidates = by_question.get((qid, key[1]), [])  # type: ignore[arg-type]
-            if not candidates:
-                continue
-            out[candidates[min(seen[key], len(candidates) - 1)]] = str(rec.get("text", ""))
-            seen[key] += 1
-        return out
+        return match_in_order(samples, records, lambda s: str(s.metadata["eval_question"]), prompt_question)
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        if setting_choice(settings, "prompt", ("llava", "lmms-eval"), "llava") == "llava":
-            text = sample.question
-        else:
-            ocr = ""
-            if settings.get("ocr"):
-                ocr = "\n" + OCR_MARKER + ", ".join(sample.metadata.get("ocr_tokens") or [])
-            raw = str(sample.metadata["raw_question"])
-            text = f"{settings.get('pre_prompt', '')}{raw.capitalize()}{ocr}{settings.get('post_prompt', LLAVA_SUFFIX)}"
-        return make_request(self.name, sample, with_image(text), settings, 128)
+    def lmms_eval_question(self, sample: Sample, settings: Settings) -> str:
+        """The annotation's question through ``str.capitalize()``, then LLaVA's OCR tokens if ``ocr`` is true."""
+        question = str(sample.metadata["raw_question"]).capitalize()
+        if not settings.get("ocr"):
+            return question
+        return f"{question}\n{OCR_MARKER}{', '.join(sample.metadata.get('ocr_tokens') or [])}"
 
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
-    ) -> TaskResult:
-        scorer = str((settings or {}).get("scorer", "official"))
-        if scorer not in ("official", "lmms-eval"):
-            raise UsageError(f"protocol setting scorer={scorer!r} is not one of: official, lmms-eval")
-        # Both are TextVQAAccuracyEvaluator's arithmetic (lmms-eval's extra strip is a no-op here).
-        return score_textvqa(samples, responses, self.name, self.version, self.headline)
+    score_accuracy = header_scorer(score_textvqa, header_as_args=True)
 
-    def prepare(self, source: Path, root: Path) -> None:
-        from tasks.textvqa.prepare import prepare_root
 
-        prepare_root(source, root)
-
-    def write_demo(self, root: Path, seed: int) -> None:
-        from tasks.textvqa.demo import write_demo
-
-        write_demo(root, seed)
+__all__ = ["ANNOTATIONS", "LLAVA_QUESTIONS", "LLAVA_SUFFIX", "TextVQATask"]

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data.prepare import write_jsonl
+from tasks.common.question_file import question_line
+from tasks.demo.answers import AnswerSpec, human_answers, number_spellings
 from tasks.demo.scenes import Scene, make_scene, render
 from tasks.textvqa.prepare import llava_text
-from tasks.vqav2.demo import NUMBER_WORDS, human_answers
 
 SCENE_INDEX_BASE = 3000
 N_IMAGES = 14
@@ -38,47 +40,47 @@ JPEG_QUALITY = 95
 MAX_DRAWS = 200
 OCR_NOISE = ("ST", "N", "CC", "ED", "OR")
 
-Spec = tuple[str, tuple[str, ...], tuple[str, ...]]  # canonical answer, variants, wrong answers
-
 
 @dataclass(frozen=True)
 class DemoQuestion:
     question: str  # lower-case, as in the release
-    answer: str
-    variants: tuple[str, ...]
-    wrong: tuple[str, ...]
+    spec: AnswerSpec
+
+    @property
+    def answer(self) -> str:
+        return self.spec.answer
 
 
-def _letters(value: str) -> Spec:
+def _letters(value: str) -> AnswerSpec:
     """A letter answer: its spellings, and the next letter of the alphabet as the wrong one."""
-    return value, (value.upper(), f"{value}."), (chr((ord(value) - ord("a") + 1) % 26 + ord("a")),)
+    return AnswerSpec(value, (value.upper(), f"{value}."), (chr((ord(value) - ord("a") + 1) % 26 + ord("a")),))
 
 
 def _word(scene: Scene) -> DemoQuestion:
     word = scene.word or ""
-    return DemoQuestion(
-        "what word is written in the image?", word, (word.upper(), word.capitalize(), f"{word}."), (f"{word}s",)
-    )
+    spec = AnswerSpec(word, (word.upper(), word.capitalize(), f"{word}."), (f"{word}s",))
+    return DemoQuestion("what word is written in the image?", spec)
 
 
 def _length(scene: Scene) -> DemoQuestion:
     n = len(scene.word or "")
-    variants = (NUMBER_WORDS[n], NUMBER_WORDS[n].capitalize(), f"{n} ")
-    return DemoQuestion("how many letters does the word have?", str(n), variants, (str(n + 1), f"{n} letters"))
+    spec = AnswerSpec(str(n), number_spellings(n), (str(n + 1), f"{n} letters"))
+    return DemoQuestion("how many letters does the word have?", spec)
 
 
 def _first(scene: Scene) -> DemoQuestion:
     word = scene.word or ""
-    return DemoQuestion("what is the first letter of the word?", *_letters(word[0]))
+    return DemoQuestion("what is the first letter of the word?", _letters(word[0]))
 
 
 def _last(scene: Scene) -> DemoQuestion:
     word = scene.word or ""
-    return DemoQuestion("what is the last letter of the word?", *_letters(word[-1]))
+    return DemoQuestion("what is the last letter of the word?", _letters(word[-1]))
 
 
 def _ink(scene: Scene) -> DemoQuestion:
-    return DemoQuestion("what color is the text?", "black", ("Black", "BLACK", "black."), ("gray", "dark gray"))
+    spec = AnswerSpec("black", ("Black", "BLACK", "black."), ("gray", "dark gray"))
+    return DemoQuestion("what color is the text?", spec)
 
 
 TEMPLATES: tuple[Callable[[Scene], DemoQuestion], ...] = (_word, _length, _first, _last, _ink)
@@ -119,7 +121,7 @@ def plan(seed: int, n_images: int = N_IMAGES) -> list[DemoImage]:
         questions = []
         for template in rng.sample(TEMPLATES, QUESTIONS_PER_IMAGE):
             q = template(scene)
-            questions.append((next_qid, q, tuple(human_answers(rng, q.answer, q.variants, q.wrong))))
+            questions.append((next_qid, q, tuple(human_answers(rng, q.spec))))
             next_qid += 1
         images.append(DemoImage(image_id_for(seed, index - 1), index - 1, scene, tokens, tuple(questions)))
     return images
@@ -148,18 +150,13 @@ def write_demo(root: Path, seed: int) -> None:
     image_dir = base / "train_images"
     image_dir.mkdir(parents=True, exist_ok=True)
     data: list[dict[str, Any]] = []
-    lines: list[str] = []
+    lines: list[dict[str, Any]] = []
     for image in plan(seed):
         render(image.scene, IMAGE_SIZE).save(image_dir / f"{image.image_id}.jpg", quality=JPEG_QUALITY)
         for qid, question, answers in image.questions:
             data.append(annotation(image, qid, question, answers))
-            line = {
-                "question_id": image.image_id,
-                "image": f"{image.image_id}.jpg",
-                "text": llava_text(question.question, image.ocr_tokens),
-                "category": "default",
-            }
-            lines.append(json.dumps(line) + "\n")
+            text = llava_text(question.question, image.ocr_tokens)
+            lines.append(question_line(image.image_id, f"{image.image_id}.jpg", text))
     release = {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data}
     (base / "TextVQA_0.5.1_val.json").write_bytes(json.dumps(release).encode())
-    (base / "llava_textvqa_val_v051_ocr.jsonl").write_bytes("".join(lines).encode())
+    write_jsonl(base / "llava_textvqa_val_v051_ocr.jsonl", lines)

@@ -36,19 +36,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, iter_rows, note, parquet_columns, write_file, write_jsonl
+from harness.data.prepare import image_bytes, iter_rows, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy, present_columns
+from tasks.common.question_file import question_line
 from tasks.common.requests import LLAVA_SUFFIX
+from tasks.textvqa.scorer import OCR_MARKER
 
 HF_DATASET = "lmms-lab/textvqa"
-DATA_PATTERN = "data/validation-*.parquet"
-HF_PATTERNS = {"textvqa": (DATA_PATTERN,)}
-EXPECTED_QUESTIONS = 5000
+VALIDATION = ParquetCopy(
+    "textvqa", "data/validation-*.parquet", "TextVQA validation", expected=5000, official="val file"
+)
+HF_PATTERNS = {"textvqa": (VALIDATION.pattern,)}
 
 ANNOTATIONS = "textvqa/TextVQA_0.5.1_val.json"
 LLAVA_QUESTIONS = "textvqa/llava_textvqa_val_v051_ocr.jsonl"
 IMAGES_DIR = "textvqa/train_images"
-OCR_MARKER = "Reference OCR token: "
 HEADER = {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1"}
 
 REQUIRED = ("image_id", "question_id", "question", "answers", "ocr_tokens", "image")
@@ -92,11 +95,8 @@ def _checked_tokens(value: Any, where: str) -> list[str]:
 def prepare_root(source: Path, root: Path) -> None:
     """Write TextVQA val (official annotations, LLaVA question file, images) under ``root``."""
     source, root = Path(source), Path(root)
-    paths = find_files(source, (DATA_PATTERN,), "TextVQA validation parquet files")
-    present = set(parquet_columns(paths[0]))
-    lacking = [c for c in REQUIRED if c not in present]
-    if lacking:
-        raise DataError(f"{paths[0]}: missing column(s) {', '.join(lacking)} of lmms-lab/textvqa")
+    paths = VALIDATION.files(source)
+    present = present_columns(paths, REQUIRED, HF_DATASET)
     for name, filler in FIELDS:
         if name not in present:
             note(f"textvqa: the copy has no '{name}' column; every item got {json.dumps(filler)}")
@@ -109,11 +109,10 @@ def prepare_root(source: Path, root: Path) -> None:
         image_id = str(item["image_id"])
         items.append(item)
         text = llava_text(str(item["question"]), _checked_tokens(row["ocr_tokens"], where))
-        llava.append({"question_id": image_id, "image": f"{image_id}.jpg", "text": text, "category": "default"})
+        llava.append(question_line(image_id, f"{image_id}.jpg", text))
         if image_id not in written:
             write_file(root / IMAGES_DIR / f"{image_id}.jpg", image_bytes(row["image"], where))
             written.add(image_id)
-    if len(items) != EXPECTED_QUESTIONS:
-        note(f"textvqa: {len(items)} questions; the official val file has {EXPECTED_QUESTIONS}")
+    VALIDATION.check_count(len(items))
     write_file(root / ANNOTATIONS, json.dumps({**HEADER, "data": items}))
     write_jsonl(root / LLAVA_QUESTIONS, llava)

@@ -14,13 +14,14 @@ first, which the EvalAI processor does anyway); only its prompt differs (see ``t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from harness.results.records import Record, mean_of, metadata_key, scored
 from harness.stats.analytic import mean_metric
 from harness.stats.bootstrap import Estimands
-from harness.types import Response, Sample, SampleScore, TaskResult
-from tasks.common.answers import answered_only, collect_answers
+from harness.types import Sample, SampleScore, TaskResult
+from tasks.common.answers import Counts, answered_only, collect_answers
+from tasks.common.scoring import Responses, partial_credit, task_result
 from tasks.common.vqa_eval import textvqa_score
 
 OCR_MARKER = "Reference OCR token: "
@@ -64,11 +65,7 @@ def ocr_tokens(prompt: str) -> list[str] | None:
 
 
 def score_textvqa(
-    samples: Sequence[Sample],
-    responses: Mapping[str, Response],
-    name: str,
-    version: str,
-    headline: Sequence[str] = ("accuracy",),
+    samples: Sequence[Sample], responses: Responses, name: str, version: str, headline: Sequence[str] = ("accuracy",)
 ) -> TaskResult:
     """Score samples (targets: the ten answers of the matched annotation) as LLaVA's TextVQA pipeline does.
 
@@ -83,13 +80,7 @@ def score_textvqa(
         scored = textvqa_score(text, sample.target)
         values.append(scored.accuracy)
         per_sample.append(
-            SampleScore(
-                sample_id=sample.id,
-                parsed=scored.prediction,
-                score=scored.accuracy,
-                correct=scored.accuracy == 1.0,
-                detail={"answers": list(scored.answers)},
-            )
+            partial_credit(sample.id, scored.prediction, scored.accuracy, {"answers": list(scored.answers)})
         )
     metrics = {
         "accuracy": mean_metric(
@@ -104,17 +95,8 @@ def score_textvqa(
             f"{shared} question(s) match an (image, question) pair that several annotations share; "
             "the later annotation was used, as eval_textvqa.py's dict does"
         )
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=answers.n_errors,
-        n_missing=n_missing,
-        notes=notes,
-    )
+    counts = Counts(len(samples), answers.n_errors, n_missing)
+    return task_result((name, version, headline), metrics, per_sample, counts, notes)
 
 
 def estimands(records: Sequence[Record]) -> Estimands:

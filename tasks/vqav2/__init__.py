@@ -6,7 +6,7 @@ metric and ``export`` writes the file LLaVA uploads (``convert_vqav2_for_submiss
 ``vqav2_val`` (val2014): the official questions and annotations, the LLaVA prompt (question + the
 short-answer suffix), and the official scorer with LLaVA's EvalAI processing of the predictions.
 
-Protocols (``default_settings``; a protocol file's [tasks.NAME] table overrides them):
+Protocols (the [tasks.vqav2] / [tasks.vqav2_val] tables of ``harness/protocols/*.toml``):
 
 - ``llava15``: the question file's text (test-dev) or question + ``\\nAnswer the question using a single
   word or phrase.`` (val), ``max_new_tokens`` 128 (``model_vqa_loader.py``), answers EvalAI-processed.
@@ -28,20 +28,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.data.readers import iter_jsonl, read_json, require_fields
-from harness.errors import DataError, UsageError
+from harness.data.readers import read_json, require_fields
+from harness.errors import DataError
 from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
-from harness.task import Task
-from harness.types import (
-    DataFile,
-    ImageRef,
-    Request,
-    Response,
-    Sample,
-    TaskResult,
-)
-from tasks.common.requests import LLAVA_EVAL_ZIP, LLAVA_SUFFIX, make_request, with_image
+from harness.task import Settings
+from harness.types import DataFile, ImageRef, Response, Sample, TaskResult
+from tasks.common.base import LlavaTask
+from tasks.common.files import image_folder, llava_file, unique_question_lines
+from tasks.common.requests import LLAVA_SUFFIX, with_image
 from tasks.common.vqa_eval import VQA_ANSWERS
 from tasks.vqav2.scorer import estimands, score_test_dev, score_val, write_submission
 
@@ -60,73 +55,35 @@ def val_image_name(image_id: int) -> str:
     return f"COCO_val2014_{int(image_id):012d}.jpg"
 
 
-def question_prompt(raw_question: str, fallback: str, settings: Mapping[str, Any]) -> str:
-    """The user turn's text: ``fallback`` for the llava prompt, pre_prompt + question + post_prompt for lmms-eval."""
-    style = str(settings.get("prompt", "llava"))
-    if style == "llava":
-        return fallback
-    if style == "lmms-eval":
-        return f"{settings.get('pre_prompt', '')}{raw_question}{settings.get('post_prompt', LLAVA_SUFFIX)}"
-    raise UsageError(f"protocol setting prompt={style!r} is not one of: llava, lmms-eval")
-
-
-class VQAv2Task(Task):
+class VQAv2Task(LlavaTask):
     name = "vqav2"
     version = "1"
     description = "VQA-v2 test-dev 2015: no local score; export the EvalAI submission (challenge 830)."
-    judged = False
     headline = ()
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA question file, convert_vqav2_for_submission export"}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {"max_new_tokens": 128, "prompt": "llava", "submission_processor": "evalai"},
-        "lmms-eval": {
-            "max_new_tokens": 16,
-            "prompt": "lmms-eval",
-            "pre_prompt": "",
-            "post_prompt": LLAVA_SUFFIX,
-            "submission_processor": "lmms-eval",
-        },
-    }
+    scorers: ClassVar[dict[str, str]] = {"submission": "score_submission"}
     export_filename = "vqav2_test-dev_submission.json"
     hf_dataset = _HF_DATASET
 
     def data_files(self) -> list[DataFile]:
+        test_dev = "LLaVA's test-dev question file (question_id, image, text with the short-answer suffix)"
+        test = "LLaVA's test2015 question file: every test question, for the submission file"
+        images = "COCO test2015 images (COCO_test2015_<12-digit id>.jpg)"
         return [
-            DataFile(
-                path=TEST_DEV_QUESTIONS,
-                description="LLaVA's test-dev question file (question_id, image, text with the short-answer suffix)",
-                source=LLAVA_EVAL_ZIP,
-            ),
-            DataFile(
-                path=TEST_QUESTIONS,
-                description="LLaVA's test2015 question file: every test question, for the submission file",
-                source=LLAVA_EVAL_ZIP,
-            ),
-            DataFile(
-                path=TEST_IMAGES,
-                kind="dir",
-                needed_for="run",
-                description="COCO test2015 images (COCO_test2015_<12-digit id>.jpg)",
-                source="http://images.cocodataset.org/zips/test2015.zip",
-            ),
+            llava_file(TEST_DEV_QUESTIONS, test_dev),
+            llava_file(TEST_QUESTIONS, test),
+            image_folder(TEST_IMAGES, images, "http://images.cocodataset.org/zips/test2015.zip"),
         ]
 
     def load(self, data_root: Path) -> list[Sample]:
         root = Path(data_root)
         path = root / TEST_DEV_QUESTIONS
         samples: list[Sample] = []
-        seen: set[str] = set()
-        for lineno, rec in iter_jsonl(path):
-            where = f"{path}:{lineno}"
-            require_fields(rec, ("question_id", "image", "text"), where)
-            sid = str(rec["question_id"])
-            if sid in seen:
-                raise DataError(f"{where}: duplicate question_id {sid}")
-            seen.add(sid)
+        for _, rec in unique_question_lines(path):
             text = str(rec["text"])
             samples.append(
                 Sample(
-                    id=sid,
+                    id=str(rec["question_id"]),
                     question=text,
                     images=(ImageRef(path=str(root / TEST_IMAGES / str(rec["image"]))),),
                     metadata={
@@ -138,17 +95,10 @@ class VQAv2Task(Task):
             )
         return samples
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        text = question_prompt(sample.metadata["raw_question"], sample.question, settings)
-        return make_request(self.name, sample, with_image(text), settings, 128)
-
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+    def score_submission(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], settings: Settings, judge: Judge | None
     ) -> TaskResult:
+        """No metric: each answer as the protocol's ``submission_processor`` would upload it."""
         return score_test_dev(samples, responses, settings, self.name, self.version)
 
     def export(
@@ -210,30 +160,15 @@ def _read_container(path: Path, key: str) -> Any:
     return data[key]
 
 
-class VQAv2ValTask(Task):
+class VQAv2ValTask(LlavaTask):
     name = "vqav2_val"
     version = "1"
     description = "VQA-v2 val2014 scored locally with the official vqaEval.py (LLaVA EvalAI-processed answers)."
-    judged = False
     headline = ("overall",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: official questions/annotations, vqaEval.py scoring"}
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"metadata": ("image_id", "answer_type")}
-    default_settings: ClassVar[dict[str, dict[str, Any]]] = {
-        "llava15": {
-            "max_new_tokens": 128,
-            "prompt": "llava",
-            "prediction_processor": "evalai",
-            "scorer": "official",
-        },
-        "lmms-eval": {
-            "max_new_tokens": 16,
-            "prompt": "lmms-eval",
-            "pre_prompt": "",
-            "post_prompt": LLAVA_SUFFIX,
-            "prediction_processor": "none",
-            "scorer": "lmms-eval",
-        },
-    }
+    # Both name the per-question rules of tasks/vqav2/scorer.py, which reads ``scorer`` itself.
+    scorers: ClassVar[dict[str, str]] = dict.fromkeys(("official", "lmms-eval"), "score_vqa")
     hf_dataset = _HF_DATASET
 
     def data_files(self) -> list[DataFile]:
@@ -248,12 +183,10 @@ class VQAv2ValTask(Task):
                 description="official VQA-v2 val2014 annotations (10 answers, question and answer types)",
                 source=f"Annotations_Val_mscoco.zip from {_VQA_SITE}",
             ),
-            DataFile(
-                path=VAL_IMAGES,
-                kind="dir",
-                needed_for="run",
-                description="COCO val2014 images (COCO_val2014_<12-digit id>.jpg)",
-                source="http://images.cocodataset.org/zips/val2014.zip",
+            image_folder(
+                VAL_IMAGES,
+                "COCO val2014 images (COCO_val2014_<12-digit id>.jpg)",
+                "http://images.cocodataset.org/zips/val2014.zip",
             ),
         ]
 
@@ -297,20 +230,15 @@ class VQAv2ValTask(Task):
             )
         return samples
 
-    def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
-        raw = sample.metadata["raw_question"]
-        text = question_prompt(raw, raw + LLAVA_SUFFIX, settings)
-        return make_request(self.name, sample, with_image(text), settings, 128)
+    def llava_prompt(self, sample: Sample, settings: Settings) -> str:
+        """LLaVA's prompt for a VQA question: the official question + the short-answer suffix."""
+        return with_image(sample.metadata["raw_question"] + LLAVA_SUFFIX)
 
-    def score(
-        self,
-        samples: Sequence[Sample],
-        responses: Mapping[str, Response],
-        settings: Mapping[str, Any] | None = None,
-        judge: Judge | None = None,
+    def score_vqa(
+        self, samples: Sequence[Sample], responses: Mapping[str, Response], settings: Settings, judge: Judge | None
     ) -> TaskResult:
-        chosen = self.default_settings["llava15"] if settings is None else settings
-        return score_val(samples, responses, chosen, self.name, self.version, self.headline)
+        """vqaEval.py (``official``) or lmms-eval's rules, after the ``prediction_processor``."""
+        return score_val(samples, responses, settings, *self.header)
 
     def statistics(self, records: Sequence[Mapping[str, Any]]) -> Estimands:
         return estimands(records)

@@ -28,7 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.data.prepare import write_jsonl
+from tasks.common.question_file import question_line
 from tasks.common.requests import LLAVA_SUFFIX
+from tasks.demo.answers import AnswerSpec, human_answers, number_spellings
 from tasks.demo.scenes import BACKGROUNDS, COLORS, KINDS, Scene, make_scene, render
 
 VAL_SCENE_BASE = 2000
@@ -38,8 +41,6 @@ TEST_IMAGES = 20
 QUESTIONS_PER_IMAGE = 3
 IMAGE_SIZE = 96
 JPEG_QUALITY = 95
-UNIFORM_PROBABILITY = 0.25  # share of questions whose ten answers are identical
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 # GT-Vision-Lab/VQA QuestionTypes/mscoco_question_types.txt, in file order: 64 prefixes. With the
 # fallback type "none of the above" (questions that start with none of them) they are the 65 types.
 QUESTION_TYPES = (
@@ -71,13 +72,15 @@ DEMO_LICENSE = {
 
 @dataclass(frozen=True)
 class DemoQuestion:
-    """A question, its canonical answer, spellings that normalise to it, and wrong answers people give."""
+    """A question, its official answer type, and its answers (canonical, variants, wrong ones)."""
 
     text: str
     answer_type: str
-    answer: str
-    variants: tuple[str, ...]
-    wrong: tuple[str, ...]
+    spec: AnswerSpec
+
+    @property
+    def answer(self) -> str:
+        return self.spec.answer
 
     @property
     def question_type(self) -> str:
@@ -90,111 +93,89 @@ def question_type(question: str) -> str:
     return max((t for t in QUESTION_TYPES if text.startswith(t + " ") or text == t), key=len, default=NONE_OF_THE_ABOVE)
 
 
-def human_answers(rng: random.Random, canonical: str, variants: Sequence[str], wrong: Sequence[str]) -> list[str]:
-    """Ten answers: all canonical (sometimes), else 5-8 canonical, variants, maybe one or two wrong, shuffled.
-
-    The canonical answer always has at least five votes, so it scores 1 under every VQA scorer.
-    """
-    if rng.random() < UNIFORM_PROBABILITY or not (variants or wrong):
-        return [canonical] * 10
-    n_canonical = rng.randint(5, 8)
-    n_wrong = min(rng.randint(0, 2), 10 - n_canonical) if wrong else 0
-    rest = 10 - n_canonical - n_wrong
-    pool = list(variants) or [canonical]
-    answers = [canonical] * n_canonical + [rng.choice(pool) for _ in range(rest)]
-    answers += [rng.choice(list(wrong)) for _ in range(n_wrong)]
-    rng.shuffle(answers)
-    return answers
-
-
-def _number(n: int) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    variants = (NUMBER_WORDS[n], NUMBER_WORDS[n].capitalize(), f"{n} ")
+def _number(n: int) -> AnswerSpec:
     if n == 0:
-        variants += ("none",)
-    return str(n), variants, (str(n + 1),) if n == 0 else (str(n - 1), str(n + 1))
+        return AnswerSpec("0", (*number_spellings(0), "none"), ("1",))
+    return AnswerSpec(str(n), number_spellings(n), (str(n - 1), str(n + 1)))
 
 
-def _word(value: str, others: Sequence[str], article: bool = False) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def _word(value: str, others: Sequence[str], article: bool = False) -> AnswerSpec:
     variants = [value.capitalize(), f"{value}.", value.upper()]
     if article:
         variants += [f"a {value}", f"the {value}"]
-    return value, tuple(variants), tuple(o for o in others if o != value)
+    return AnswerSpec(value, tuple(variants), tuple(o for o in others if o != value))
 
 
-def _yes_no(value: bool) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def _yes_no(value: bool) -> AnswerSpec:
     answer = "yes" if value else "no"
     other = "no" if value else "yes"
-    return answer, (answer.capitalize(), f"{answer}!", f"{answer}."), (other,)
-
-
-def _q(text: str, answer_type: str, spec: tuple[str, tuple[str, ...], tuple[str, ...]]) -> DemoQuestion:
-    return DemoQuestion(text, answer_type, spec[0], spec[1], spec[2])
+    return AnswerSpec(answer, (answer.capitalize(), f"{answer}!", f"{answer}."), (other,))
 
 
 Template = Callable[[Scene, random.Random], "DemoQuestion | None"]
 
 
 def _count_all(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    return _q("How many shapes are there?", "number", _number(len(scene.shapes)))
+    return DemoQuestion("How many shapes are there?", "number", _number(len(scene.shapes)))
 
 
 def _count_kind(scene: Scene, rng: random.Random) -> DemoQuestion | None:
     kind = rng.choice(KINDS)
-    return _q(f"How many {kind}s are in the picture?", "number", _number(scene.count(kind=kind)))
+    return DemoQuestion(f"How many {kind}s are in the picture?", "number", _number(scene.count(kind=kind)))
 
 
 def _color_of(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
-    return _q(f"What color is the {shape.kind}?", "other", _word(shape.color, list(COLORS)))
+    return DemoQuestion(f"What color is the {shape.kind}?", "other", _word(shape.color, list(COLORS)))
 
 
 def _any_of(scene: Scene, rng: random.Random) -> DemoQuestion | None:
     kind, color = rng.choice(KINDS), rng.choice(list(COLORS))
-    return _q(f"Are there any {color} {kind}s?", "yes/no", _yes_no(scene.has(kind, color)))
+    return DemoQuestion(f"Are there any {color} {kind}s?", "yes/no", _yes_no(scene.has(kind, color)))
 
 
 def _is_color(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
     color = rng.choice([shape.color, rng.choice(list(COLORS))])
-    return _q(f"Is the {shape.kind} {color}?", "yes/no", _yes_no(shape.color == color))
+    return DemoQuestion(f"Is the {shape.kind} {color}?", "yes/no", _yes_no(shape.color == color))
 
 
 def _which_shape(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    if not scene.unique_colors():
+    shape = scene.pick_by_color(rng)
+    if shape is None:
         return None
-    shape = scene.the(color=rng.choice(scene.unique_colors()))
-    return _q(f"Which shape is {shape.color}?", "other", _word(shape.kind, KINDS, article=True))
+    return DemoQuestion(f"Which shape is {shape.color}?", "other", _word(shape.kind, KINDS, article=True))
 
 
 def _background(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    return _q("What color is the background?", "other", _word(scene.background, list(BACKGROUNDS)))
+    return DemoQuestion("What color is the background?", "other", _word(scene.background, list(BACKGROUNDS)))
 
 
 def _where(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
     corners = ("top left", "top right", "bottom left", "bottom right")
     wrong = tuple(c for c in corners if c != shape.position)
     variants = (shape.position.replace(" ", "-"), shape.position.capitalize(), f"the {shape.position}")
-    return _q(f"Where is the {shape.kind}?", "other", (shape.position, variants, wrong))
+    return DemoQuestion(f"Where is the {shape.kind}?", "other", AnswerSpec(shape.position, variants, wrong))
 
 
 def _is_left(scene: Scene, rng: random.Random) -> DemoQuestion | None:
-    if not scene.unique_kinds():
+    shape = scene.pick_by_kind(rng)
+    if shape is None:
         return None
-    shape = scene.the(kind=rng.choice(scene.unique_kinds()))
-    return _q(f"Is the {shape.kind} on the left?", "yes/no", _yes_no(shape.side == "left"))
+    return DemoQuestion(f"Is the {shape.kind} on the left?", "yes/no", _yes_no(shape.side == "left"))
 
 
 def _word_q(scene: Scene, rng: random.Random) -> DemoQuestion | None:
     if not scene.word:
         return None
-    return _q("What word is written at the bottom?", "other", _word(scene.word, ["cat", "dog", "sun"]))
+    return DemoQuestion("What word is written at the bottom?", "other", _word(scene.word, ["cat", "dog", "sun"]))
 
 
 TEMPLATES: tuple[Template, ...] = (
@@ -231,7 +212,7 @@ def plan(seed: int, base: int, n_images: int, tag: str) -> list[DemoImage]:
         rng = random.Random(f"{seed}:{tag}:{image_id}")
         questions = []
         for k, question in enumerate(make_questions(scene, rng)):
-            answers = human_answers(rng, question.answer, question.variants, question.wrong)
+            answers = human_answers(rng, question.spec)
             questions.append((image_id * 1000 + k, question, tuple(answers)))
         images.append(DemoImage(image_id, scene, tuple(questions)))
     return images
@@ -285,19 +266,14 @@ def in_test_dev(image: DemoImage) -> bool:
 def write_test_demo(root: Path, seed: int) -> None:
     """LLaVA's test2015 and test-dev question files and the test2015 images under ``root/vqav2``."""
     base = Path(root) / "vqav2"
-    every: list[str] = []
-    dev: list[str] = []
+    every: list[dict[str, Any]] = []
+    dev: list[dict[str, Any]] = []
     for image in plan(seed, TEST_SCENE_BASE, TEST_IMAGES, "vqav2_test"):
         _save(image, base / "test2015", "test2015")
-        for qid, question, _ in image.questions:
-            line = {
-                "question_id": qid,
-                "image": f"COCO_test2015_{image.image_id:012d}.jpg",
-                "text": question.text + LLAVA_SUFFIX,
-                "category": "default",
-            }
-            every.append(json.dumps(line) + "\n")
-            if in_test_dev(image):
-                dev.append(json.dumps(line) + "\n")
-    (base / "llava_vqav2_mscoco_test2015.jsonl").write_bytes("".join(every).encode())
-    (base / "llava_vqav2_mscoco_test-dev2015.jsonl").write_bytes("".join(dev).encode())
+        name = f"COCO_test2015_{image.image_id:012d}.jpg"
+        lines = [question_line(qid, name, question.text + LLAVA_SUFFIX) for qid, question, _ in image.questions]
+        every.extend(lines)
+        if in_test_dev(image):
+            dev.extend(lines)
+    write_jsonl(base / "llava_vqav2_mscoco_test2015.jsonl", every)
+    write_jsonl(base / "llava_vqav2_mscoco_test-dev2015.jsonl", dev)

@@ -36,21 +36,22 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.data.prepare import find_files, image_bytes, iter_rows, matches, note, write_file, write_jsonl
+from harness.data.prepare import image_bytes, iter_rows, matches, note, write_file, write_jsonl
 from harness.errors import DataError
+from tasks.common.prepare import ParquetCopy
+from tasks.common.question_file import question_line
 from tasks.common.requests import LLAVA_SUFFIX
 
 HF_DATASET = "lmms-lab/VQAv2"
-SPLIT_PATTERNS = {
-    "validation": "data/validation-*.parquet",
-    "testdev": "data/testdev-*.parquet",
-    "test": "data/test-*.parquet",
+SPLITS = {
+    split: ParquetCopy("vqav2", f"data/{split}-*.parquet", f"VQAv2 {split}", rows, "split", noun=f"{split} questions")
+    for split, rows in (("validation", 214_354), ("testdev", 107_394), ("test", 447_793))
 }
+SPLIT_PATTERNS = {split: copy.pattern for split, copy in SPLITS.items()}
 HF_PATTERNS = {
     "vqav2": (SPLIT_PATTERNS["testdev"], SPLIT_PATTERNS["test"]),
     "vqav2_val": (SPLIT_PATTERNS["validation"],),
 }
-EXPECTED_ROWS = {"validation": 214_354, "testdev": 107_394, "test": 447_793}
 
 VAL_QUESTIONS = "vqav2/v2_OpenEnded_mscoco_val2014_questions.json"
 VAL_ANNOTATIONS = "vqav2/v2_mscoco_val2014_annotations.json"
@@ -79,12 +80,7 @@ def test_image_name(image_id: int) -> str:
 
 def llava_record(row: dict[str, Any]) -> dict[str, Any]:
     """A line of LLaVA's test question files."""
-    return {
-        "question_id": int(row["question_id"]),
-        "image": test_image_name(row["image_id"]),
-        "text": f"{row['question']}{LLAVA_SUFFIX}",
-        "category": "default",
-    }
+    return question_line(int(row["question_id"]), test_image_name(row["image_id"]), f"{row['question']}{LLAVA_SUFFIX}")
 
 
 def _answers(value: Any, where: str) -> list[dict[str, Any]]:
@@ -92,11 +88,6 @@ def _answers(value: Any, where: str) -> list[dict[str, Any]]:
         raise DataError(f"{where}: 'answers' is not a list of {{answer, answer_confidence, answer_id}}")
     return [{"answer": a["answer"], "answer_confidence": a.get("answer_confidence"), "answer_id": a.get("answer_id")}
             for a in value]
-
-
-def _count(split: str, n: int) -> None:
-    if n != EXPECTED_ROWS[split]:
-        note(f"vqav2: {n} {split} questions; the official split has {EXPECTED_ROWS[split]}")
 
 
 def _write_images(rows: Iterable[tuple[str, dict[str, Any]]], folder: Path, name: Any, written: set[int]) -> None:
@@ -121,7 +112,7 @@ def prepare_validation(paths: Sequence[Path], root: Path) -> None:
         item["answers"] = _answers(row["answers"], where)
         annotations.append(item)
         _write_images([(where, row)], root / VAL_IMAGES, val_image_name, written)
-    _count("validation", len(questions))
+    SPLITS["validation"].check_count(len(questions))
     common = {"info": _INFO, "license": _LICENSE, "data_type": "mscoco", "data_subtype": "val2014"}
     write_file(root / VAL_QUESTIONS, json.dumps({**common, "task_type": "Open-Ended", "questions": questions}))
     write_file(root / VAL_ANNOTATIONS, json.dumps({**common, "annotations": annotations}))
@@ -135,14 +126,14 @@ def prepare_testdev(paths: Sequence[Path], root: Path) -> None:
     for where, row in iter_rows(paths, "vqav2 test-dev", (*QUESTION_COLUMNS, "image")):
         records.append(llava_record(row))
         _write_images([(where, row)], root / TEST_IMAGES, test_image_name, written)
-    _count("testdev", len(records))
+    SPLITS["testdev"].check_count(len(records))
     write_jsonl(root / TEST_DEV_QUESTIONS, records)
 
 
 def prepare_test(paths: Sequence[Path], root: Path) -> None:
     """LLaVA's test2015 question file (question columns only; no images)."""
     records = [llava_record(row) for _, row in iter_rows(paths, "vqav2 test2015 questions", QUESTION_COLUMNS)]
-    _count("test", len(records))
+    SPLITS["test"].check_count(len(records))
     write_jsonl(root / TEST_QUESTIONS, records)
 
 
@@ -165,5 +156,5 @@ def prepare_root(source: Path, root: Path, splits: Sequence[str] | None = None) 
     if not chosen:
         raise DataError(f"{source}: no VQAv2 parquet files (expected {', '.join(SPLIT_PATTERNS.values())})")
     for split in chosen:
-        paths = find_files(source, (SPLIT_PATTERNS[split],), f"VQAv2 {split} parquet files")
+        paths = SPLITS[split].files(source)
         WRITERS[split](paths, root)

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.readers import iter_jsonl, require_fields
-from harness.errors import UsageError
 from harness.results.records import Record, mean_of, meta, metadata_key, scored
 from harness.stats.analytic import mean_metric
 from harness.stats.bootstrap import Estimand, Estimands
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
+from tasks.common.requests import setting_choice
+from tasks.common.scoring import partial_credit, task_result
 from tasks.common.vqa_eval import (
     Scored,
     clean_whitespace,
@@ -53,10 +54,8 @@ _PROCESSORS: dict[str, Callable[[str], str]] = {"evalai": evalai_answer, "none":
 
 
 def _choice(settings: Mapping[str, Any], key: str, options: Mapping[str, Any], default: str) -> Any:
-    value = str(settings.get(key, default))
-    if value not in options:
-        raise UsageError(f"protocol setting {key}={value!r} is not one of: {', '.join(options)}")
-    return options[value]
+    """The option a protocol setting names (a bad name is a UsageError listing the choices)."""
+    return options[setting_choice(settings, key, tuple(options), default)]
 
 
 def _metric(rows: Sequence[tuple[Sample, float]], description: str = "") -> Metric:
@@ -90,15 +89,8 @@ def score_val(
         records = [tuple(r) for r in sample.metadata["answer_records"]]
         scored = scorer(process(text), sample.target, records)
         rows.append((sample, scored.accuracy))
-        per_sample.append(
-            SampleScore(
-                sample_id=sample.id,
-                parsed=scored.prediction,
-                score=scored.accuracy,
-                correct=scored.accuracy == 1.0,
-                detail={"answers": list(scored.answers), "normalized": scored.normalized},
-            )
-        )
+        detail = {"answers": list(scored.answers), "normalized": scored.normalized}
+        per_sample.append(partial_credit(sample.id, scored.prediction, scored.accuracy, detail))
     metrics = {"overall": _metric(rows, "VQA accuracy (leave-one-out over 10 answers), percent")}
     by_type = _by(rows, "answer_type")
     for answer_type in ANSWER_TYPES:
@@ -109,18 +101,8 @@ def score_val(
         f"scorer {settings.get('scorer', 'official')}, prediction processor "
         f"{settings.get('prediction_processor', 'evalai')}; values unrounded (the official tool prints 2 decimals)"
     )
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics=metrics,
-        headline=list(headline),
-        breakdowns={"answer_type": by_type, "question_type": _by(rows, "question_type")},
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=answers.n_errors,
-        n_missing=answers.n_missing,
-        notes=notes,
-    )
+    breakdowns = {"answer_type": by_type, "question_type": _by(rows, "question_type")}
+    return task_result((name, version, headline), metrics, per_sample, answers.counts, notes, breakdowns)
 
 
 def estimands(records: Sequence[Record]) -> Estimands:
@@ -167,17 +149,7 @@ def score_test_dev(
         "for a local check use the vqav2_val task."
     ]
     notes.extend(answers.missing_note(len(samples), "empty answers in the submission"))
-    return TaskResult(
-        task=name,
-        version=version,
-        metrics={},
-        headline=[],
-        samples=per_sample,
-        n_samples=len(samples),
-        n_errors=answers.n_errors,
-        n_missing=answers.n_missing,
-        notes=notes,
-    )
+    return task_result((name, version, ()), {}, per_sample, answers.counts, notes)
 
 
 @dataclass

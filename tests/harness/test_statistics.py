@@ -16,7 +16,7 @@ from harness.results.records import compact
 from harness.results.schema import sample_records
 from harness.stats.analytic import binomial_cdf_half, mcnemar
 from harness.stats.bootstrap import Estimands, bootstrap, mean_estimand, paired_bootstrap
-from harness.stats.intervals import add_intervals, statistics_for
+from harness.stats.intervals import NO_INTERVAL, add_intervals, statistics_for
 from harness.stats.subsets import stratified_subset
 from harness.types import Metric, Response, Sample, TaskResult
 from tasks.mme.scorer import ALL_SUBTASKS
@@ -171,6 +171,10 @@ def test_full_size_mme_and_gqa_intervals_take_well_under_a_second() -> None:
                    for i in range(12578)]  # fmt: skip
     gqa = TaskResult(task="gqa", version="1", headline=["accuracy"],
                      metrics={m: Metric(value=0.0) for m in ("accuracy", "binary", "open")})  # fmt: skip
+    for task, result, rows in ((get_task("mme"), mme, records), (get_task("gqa"), gqa, gqa_records)):
+        stats = statistics_for(task, result.version, rows, result.metrics, result.headline)
+        for name, interval in bootstrap(stats.estimands(), resamples=100).items():
+            result.metrics[name].value = interval.value  # the values the scorer would have given
     start = time.perf_counter()
     add_intervals(get_task("mme"), mme, records)
     add_intervals(get_task("gqa"), gqa, gqa_records)
@@ -264,3 +268,20 @@ def test_subset_is_proportional_nested_stable_and_keeps_groups() -> None:
     assert _subset(items, 0) == [] and len(_subset(items, 1000)) == 300
     first_n = {x[0] for x in items[:60]}
     assert {x[0] for x in sixty} != first_n  # not the first N
+
+
+def test_no_interval_around_a_value_the_scorer_did_not_give(demo_root: Path) -> None:
+    """Each metric is described once: when the task's statistics and its scorer disagree (here the recorded value
+    is altered after scoring), no interval is reported and the method says why."""
+    task = get_task("gqa")
+    settings = load_protocol("llava15").settings_for(task)
+    samples = task.load(demo_root)
+    responses = {s.id: Response(text=_right_text("gqa", s)) for s in samples[: len(samples) // 2]}
+    result = task.score(samples, responses, settings)
+    records = sample_records("gqa", samples, result, responses)
+    result.metrics["accuracy"].value += 1.0
+    add_intervals(task, result, records)
+    accuracy = result.metrics["accuracy"]
+    assert accuracy.stderr is None and accuracy.ci_low is None
+    assert accuracy.method.startswith(NO_INTERVAL) and "the scorer" in accuracy.method
+    assert result.metrics["binary"].stderr is not None  # the other metrics keep their intervals

@@ -1,4 +1,4 @@
-"""Each leaderboard page through Streamlit's AppTest, over a store of real runs (tests/helpers/leaderboard_fixtures.py)."""
+"""Each leaderboard page through Streamlit's AppTest, over a store of real runs (helpers/leaderboard_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from harness.results.identity import RunIdentity
 from harness.results.store import ResultsStore
 from tests.helpers.leaderboard_fixtures import SCRIPT_NAME, TRAINING_RUN, BoardStore
 from tests.helpers.paths import REPO as REPO_ROOT
@@ -128,8 +129,10 @@ def test_run_details_show_the_name_as_text(board_store: BoardStore, monkeypatch:
     assert tasks.loc["gqa", "samples"] == 40 and tasks.loc["mme", "parse failures"] >= 1
     result = ResultsStore(board_store.url, readonly=True).get_run(board_store.script)
     assert result is not None and result.model is not None
-    fingerprints = [d for d in (json.loads(j.value) for j in at.json) if {"model", "data", "git"} <= set(d)]
-    assert fingerprints[0]["model"] == result.model.fingerprint and set(fingerprints[0]["data"]) == {"gqa", "mme"}
+    identity = [d for d in (json.loads(j.value) for j in at.json) if "model_fingerprint" in d]
+    assert identity == [RunIdentity.of(result).model_dump()]
+    assert identity[0]["model_fingerprint"] == result.model.fingerprint
+    assert set(identity[0]["data_fingerprints"]) == {"gqa", "mme"} and identity[0]["protocol_hash"]
 
 
 def test_missing_and_old_stores_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

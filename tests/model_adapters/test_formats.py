@@ -7,9 +7,7 @@ greedy answers token for token, prompt ids, image-token counts and preprocessing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ from PIL import Image
 
 from harness.types import GenerationSettings, ImageRef, Request
 from model_adapters.tinyllava import TinyLlavaAdapter, cut_at_stops
-from tests.helpers.module_fixtures import isolated_cache, noise_images
+from tests.helpers.module_fixtures import noise_images
 from tests.helpers.tinyllava_lookalikes import (
     CASES,
     IMAGE_SIZE,
@@ -42,11 +40,6 @@ class Case:
     adapter: TinyLlavaAdapter
     template: str
     image_tokens: int
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield from isolated_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

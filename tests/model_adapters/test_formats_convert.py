@@ -5,7 +5,6 @@ the printed warning, and re-attached by the tinyllava adapter."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,6 @@ from tests.helpers.tiny_checkpoints import make_tiny_llava
 from tests.helpers.tinyllava_lookalikes import CASES, Lookalike, ids_with_image_marks, reference_logits
 
 ATOL = 1e-5
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("harness-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(cache))
-        yield cache
 
 
 @pytest.fixture(scope="module")

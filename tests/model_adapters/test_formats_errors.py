@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,6 @@ from model_adapters.fingerprint import fingerprint
 from model_adapters.formats import detect
 from model_adapters.tinyllava import TinyLlavaAdapter
 from tests.helpers.tinyllava_lookalikes import make_factory, make_legacy, make_projector_only, reference_logits
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cache = tmp_path_factory.mktemp("harness-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HARNESS_CACHE_DIR", str(cache))
-        yield cache
 
 
 def load(path: Path, args: dict[str, str] | None = None) -> TinyLlavaAdapter:

@@ -7,7 +7,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,11 @@ from harness.types import GenerationSettings, ImageRef, Request
 from model_adapters.hf_messages import content_parts, request_messages
 from model_adapters.hf_vlm import HFVLMAdapter, set_max_pixels
 from model_adapters.tinyllava import TinyLlavaAdapter
-from tests.helpers.module_fixtures import isolated_cache, noise_images
+from tests.helpers.module_fixtures import noise_images
 from tests.helpers.tiny_checkpoints import make_tiny_llava
 from tests.helpers.tiny_vlms import make_tiny_idefics3, make_tiny_llava_chat
 
 SIZES = [(32, 32), (48, 20), (20, 48), (64, 40), (17, 33), (90, 30)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield from isolated_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

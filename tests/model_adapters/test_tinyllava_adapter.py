@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from model_adapters.demo_model import (
 )
 from model_adapters.fingerprint import fingerprint
 from model_adapters.tinyllava import TinyLlavaAdapter
-from tests.helpers.module_fixtures import isolated_cache, noise_images
+from tests.helpers.module_fixtures import noise_images
 from tests.helpers.tiny_checkpoints import make_tiny_llava
 
 IMAGE_SIZES = [(32, 32), (48, 20), (20, 48), (64, 40), (17, 33), (40, 64), (90, 30), (25, 25)]
@@ -41,11 +40,6 @@ QUESTIONS = [
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures: checkpoints, images and adapters are built once per module; caches live in tmp.
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield from isolated_cache(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

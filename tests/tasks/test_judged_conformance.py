@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from harness.data.readers import read_jsonl
+from harness.protocol import load_protocol
 from harness.types import Response
 from tasks.llava_bench import LlavaBenchTask
 from tasks.mmvet import MMVetTask
@@ -95,7 +96,7 @@ def score_mmvet(tmp_path: Path, model: str, runs: int) -> tuple[Any, ReplayJudge
     rows = mmvet_rows(model)
     grades = published_grades(model, runs)
     judge = ReplayJudge({rows[qid]: grades[qid]["content"] for qid in rows}, model="gpt-4", concurrency=8)
-    settings = {**MMVetTask.default_settings["llava15"], "judge_runs": runs}
+    settings = {**load_protocol("llava15").settings_for(MMVetTask()), "judge_runs": runs}
     result = task.score(samples, {sid: Response(text=t) for sid, t in matched.items()}, settings, judge)
     return result, judge, rows
 
@@ -155,7 +156,7 @@ def test_mmvet_13b_headline_and_results_file(tmp_path: Path) -> None:
     task = MMVetTask()
     grades = published_grades("llava-v1.5-13b", 3)
     judge = ReplayJudge({rows[qid]: grades[qid]["content"] for qid in rows})
-    settings = {**MMVetTask.default_settings["llava15"], "judge_runs": 3}
+    settings = {**load_protocol("llava15").settings_for(MMVetTask()), "judge_runs": 3}
     again = task.score_path(need(MMVET / "results/llava-v1.5-13b.json"), mmvet_root(tmp_path / "b"), settings, judge)
     assert again is not None and again.metrics == result.metrics
 
@@ -224,7 +225,7 @@ def score_bench(tmp_path: Path, model: str) -> tuple[Any, ReplayJudge]:
     result = task.score(
         samples,
         {sid: Response(text=t) for sid, t in matched.items()},
-        LlavaBenchTask.default_settings["llava15"],
+        load_protocol("llava15").settings_for(LlavaBenchTask()),
         judge,
     )
     return result, judge

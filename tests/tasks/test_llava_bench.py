@@ -18,6 +18,7 @@ from PIL import Image
 from harness.data.check import check_task
 from harness.errors import DataError, UsageError
 from harness.judging.contract import Judge
+from harness.protocol import load_protocol
 from harness.types import Response, Sample, TaskResult
 from tasks.llava_bench import LlavaBenchTask
 from tasks.llava_bench import demo as bench_demo
@@ -26,8 +27,8 @@ from tasks.llava_bench.scorer import caption_text, parse_lmms_eval, parse_offici
 from tests.helpers.replay_judge import ReplayJudge
 
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
-LLAVA = LlavaBenchTask.default_settings["llava15"]
-LMMS = LlavaBenchTask.default_settings["lmms-eval"]
+LLAVA = load_protocol("llava15").settings_for(LlavaBenchTask())
+LMMS = load_protocol("lmms-eval").settings_for(LlavaBenchTask())
 RULES = {
     "llava_bench_conv": {"role": "Assistant", "prompt": "Rate the two chats."},
     "llava_bench_detail": {"role": "Helper", "prompt": "Rate the two descriptions."},
@@ -260,7 +261,7 @@ def test_bad_settings(samples: list[Sample], task: LlavaBenchTask) -> None:
     with pytest.raises(UsageError):
         task.score(samples, answers(samples), {**LLAVA, "judge_runs": 0}, replay(REVIEWS))
     with pytest.raises(UsageError):
-        task.score(samples, answers(samples), {**LLAVA, "reviewer": "?"}, replay(REVIEWS))
+        task.score(samples, answers(samples), {**LLAVA, "scorer": "?"}, replay(REVIEWS))
 
 
 # ----------------------------------------------------------------------------------------------

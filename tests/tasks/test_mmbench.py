@@ -18,6 +18,7 @@ from PIL import Image
 
 from harness.errors import DataError
 from harness.judging.contract import Judge, JudgeReply
+from harness.protocol import load_protocol
 from harness.types import Response, Sample
 from tasks.demo import NUMBER_WORDS, WORDS, Scene, make_scene, render
 from tasks.mmbench import MMBenchTask
@@ -29,8 +30,8 @@ from tasks.mmbench.tsv import PANDAS_NA, find_tsv, read_table
 LEGACY = ("index", "question", "hint", "A", "B", "C", "D", "answer", "category", "image", "source", "l2-category",
           "comment", "split")  # fmt: skip
 SUFFIX = "\nAnswer with the option's letter from the given choices directly."
-LLAVA = MMBenchTask.default_settings["llava15"]
-LMMS = MMBenchTask.default_settings["lmms-eval"]
+LLAVA = load_protocol("llava15").settings_for(MMBenchTask())
+LMMS = load_protocol("lmms-eval").settings_for(MMBenchTask())
 FPS = "finegrained_perception (instance-level)"
 
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from harness.data.readers import read_jsonl
+from harness.protocol import load_protocol
 from harness.types import Response
 from tasks.mmbench import MMBenchTask
 from tasks.mmbench.export import read_submission
@@ -92,7 +93,7 @@ def test_rows_groups_and_prompts(loaded, records: list[dict]) -> None:
     task, samples, responses = loaded
     assert len(samples) == 4377 and len(responses) == 4377
     assert len({s.metadata["group"] for s in samples}) == 1176
-    settings = task.default_settings["llava15"]
+    settings = load_protocol("llava15").settings_for(task)
     by_id = {s.id: s for s in samples}
     for rec in records:
         prompt = task.build_request(by_id[str(rec["question_id"])], settings).prompt

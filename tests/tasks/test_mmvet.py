@@ -19,6 +19,7 @@ from PIL import Image
 from harness.data.check import check_task
 from harness.errors import DataError, UsageError
 from harness.judging.contract import Judge
+from harness.protocol import load_protocol
 from harness.types import Response, Sample, TaskResult
 from tasks.mmvet import MMVetTask
 from tasks.mmvet import demo as mmvet_demo
@@ -37,8 +38,8 @@ SUFFIX = "\nPredict the correctness of the answer (digit): "
 INSTRUCTION = (
     "Grade it.\n\nQuestion | Ground truth | Prediction | Correctness\n--- | --- | --- | ---\nq | a | a | 1.0\n"
 )
-LLAVA = MMVetTask.default_settings["llava15"]
-LMMS = MMVetTask.default_settings["lmms-eval"]
+LLAVA = load_protocol("llava15").settings_for(MMVetTask())
+LMMS = load_protocol("lmms-eval").settings_for(MMVetTask())
 
 # id -> (question, answer, capabilities, prediction)
 ITEMS = {
@@ -334,7 +335,7 @@ def test_bad_settings(samples: list[Sample], task: MMVetTask) -> None:
     with pytest.raises(UsageError):
         task.score(samples, predictions(), {**LLAVA, "judge_runs": 0}, replay_items())
     with pytest.raises(UsageError):
-        task.score(samples, predictions(), {**LLAVA, "grader": "vibes"}, replay_items())
+        task.score(samples, predictions(), {**LLAVA, "scorer": "vibes"}, replay_items())
 
 
 def test_lmms_eval_protocol_end_to_end(samples: list[Sample], task: MMVetTask) -> None:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from harness.errors import DataError
+from harness.protocol import load_protocol
 from harness.types import Response, Sample
 from tasks.demo import make_scene, render
 from tasks.scienceqa import ScienceQATask
@@ -25,8 +26,8 @@ from tasks.scienceqa.scorer import (
 )
 
 SUFFIX = "\nAnswer with the option's letter from the given choices directly."
-LLAVA = ScienceQATask.default_settings["llava15"]
-LMMS = ScienceQATask.default_settings["lmms-eval"]
+LLAVA = load_protocol("llava15").settings_for(ScienceQATask())
+LMMS = load_protocol("lmms-eval").settings_for(ScienceQATask())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,8 +336,7 @@ def test_data_files_and_hf_dataset() -> None:
         ("scienceqa/images/test", "run"),
     }
     assert task.hf_dataset == "lmms-lab/ScienceQA"
-    assert set(task.default_settings) == {"llava15", "lmms-eval"}
-    for settings in task.default_settings.values():
+    for settings in (LLAVA, LMMS):
         assert {"prompt", "scorer", "max_new_tokens"} <= set(settings)
 
 

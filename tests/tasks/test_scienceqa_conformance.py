@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.data.readers import read_jsonl
+from harness.protocol import load_protocol
 from harness.types import Response
 from tasks.scienceqa import ScienceQATask
 from tests.helpers.paths import REALDATA
@@ -88,7 +89,7 @@ def test_sample_count_and_order(scored) -> None:
 
 def test_prompts_equal_llava_prompts(scored, analysis: list[dict]) -> None:
     task, samples, _ = scored
-    settings = task.default_settings["llava15"]
+    settings = load_protocol("llava15").settings_for(task)
     recorded = {a["question_id"]: a["question"] for a in analysis}
     for sample in samples:
         assert task.build_request(sample, settings).prompt == recorded[sample.id], sample.id

@@ -197,13 +197,13 @@ def test_lmms_eval_prompt_capitalises_and_drops_ocr(tmp_path: Path) -> None:
     items = [_item(1, "img1", "what does NYC stand for?", ["new york city"] * 10)]
     task = TextVQATask()
     sample = task.load(_write(tmp_path, items, [_line("img1", "What does NYC stand for?", "NYC, TAXI")]))[0]
-    llava = task.build_request(sample, task.default_settings["llava15"])
-    lmms = task.build_request(sample, task.default_settings["lmms-eval"])
+    llava = task.build_request(sample, load_protocol("llava15").settings_for(task))
+    lmms = task.build_request(sample, load_protocol("lmms-eval").settings_for(task))
     assert llava.prompt == "<image>\nWhat does NYC stand for?\nReference OCR token: NYC, TAXI" + LLAVA_SUFFIX
     assert lmms.prompt == "<image>\nWhat does nyc stand for?" + LLAVA_SUFFIX
     assert (llava.generation.max_new_tokens, llava.generation.stop) == (128, ())
     assert (lmms.generation.max_new_tokens, lmms.generation.stop) == (1024, ("ASSISTANT:",))
-    with_ocr = task.build_request(sample, {**task.default_settings["lmms-eval"], "ocr": True})
+    with_ocr = task.build_request(sample, {**load_protocol("lmms-eval").settings_for(task), "ocr": True})
     assert with_ocr.prompt == "<image>\nWhat does nyc stand for?\nReference OCR token: NYC, TAXI" + LLAVA_SUFFIX
     with pytest.raises(UsageError):
         task.build_request(sample, {"prompt": "other"})
@@ -213,8 +213,8 @@ def test_both_protocols_score_alike(tmp_path: Path) -> None:
     task, samples = _standard(tmp_path)
     answers = {"img1#0": " Coca Cola\n", "img1#1": "55", "img2#0": "Yes."}
     responses = {k: Response(text=v) for k, v in answers.items()}
-    llava = task.score(samples, responses, task.default_settings["llava15"])
-    lmms = task.score(samples, responses, task.default_settings["lmms-eval"])
+    llava = task.score(samples, responses, load_protocol("llava15").settings_for(task))
+    lmms = task.score(samples, responses, load_protocol("lmms-eval").settings_for(task))
     assert [s.score for s in llava.samples] == [s.score for s in lmms.samples] == pytest.approx([1.0, 0.6, 0.0])
     assert task.score(samples, responses).metrics == llava.metrics
     with pytest.raises(UsageError):
@@ -225,7 +225,7 @@ def test_entry_point_and_protocol_settings() -> None:
     task = get_task("textvqa")
     assert isinstance(task, TextVQATask) and task.hf_dataset == "lmms-lab/textvqa"
     for name in ("llava15", "lmms-eval"):
-        assert load_protocol(name).settings_for(task) == task.default_settings[name]
+        assert load_protocol(name).settings_for(task) == load_protocol(name).tasks["textvqa"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_demo_ground_truth_scores_100(demo_root: Path) -> None:
     samples = task.load(demo_root)
     assert len({s.id for s in samples}) == len(samples) >= 40
     truth = {s.id: Response(text=Counter(s.target).most_common(1)[0][0]) for s in samples}
-    for settings in (None, task.default_settings["lmms-eval"]):
+    for settings in (None, load_protocol("lmms-eval").settings_for(task)):
         assert task.score(samples, truth, settings).metrics["accuracy"].value == pytest.approx(100.0)
     records = [
         {"question_id": s.metadata["question_id"], "prompt": s.question, "text": truth[s.id].text} for s in samples

@@ -71,7 +71,7 @@ def test_val_load_joins_questions_and_annotations(tmp_path: Path) -> None:
     assert first.images[0].path.endswith("vqav2/val2014/COCO_val2014_000000000007.jpg")
     assert first.metadata["answer_records"][3] == ["yes", 4]
     assert val_image_name(123456) == "COCO_val2014_000000123456.jpg"
-    request = task.build_request(first, task.default_settings["llava15"])
+    request = task.build_request(first, load_protocol("llava15").settings_for(task))
     assert request.prompt == "<image>\nQuestion 7001?" + LLAVA_SUFFIX
     assert request.generation.max_new_tokens == 128
 
@@ -101,19 +101,19 @@ def test_val_overall_and_types_are_unrounded_means(tmp_path: Path) -> None:
 def test_settings_none_is_llava15_with_evalai_predictions(tmp_path: Path) -> None:
     task, samples = _val(tmp_path, [_ann(1, ["yes"] * 10)])
     answers = _responses({"1": "Yes."})
-    official_raw = {**task.default_settings["llava15"], "prediction_processor": "none"}
+    official_raw = {**load_protocol("llava15").settings_for(task), "prediction_processor": "none"}
     assert task.score(samples, answers).metrics["overall"].value == 100.0
-    assert task.score(samples, answers, task.default_settings["llava15"]).metrics["overall"].value == 100.0
+    assert task.score(samples, answers, load_protocol("llava15").settings_for(task)).metrics["overall"].value == 100.0
     assert task.score(samples, answers, official_raw).metrics["overall"].value == 0.0
-    assert task.score(samples, answers, task.default_settings["lmms-eval"]).metrics["overall"].value == 100.0
+    assert task.score(samples, answers, load_protocol("lmms-eval").settings_for(task)).metrics["overall"].value == 100.0
 
 
 def test_protocols_differ_on_commas_and_uniform_number_words(tmp_path: Path) -> None:
     anns = [_ann(1, ["red white"] * 10, image_id=1), _ann(2, ["Two"] * 10, image_id=2, atype="number")]
     task, samples = _val(tmp_path, anns)
     answers = _responses({"1": "red,white", "2": "two"})
-    llava = task.score(samples, answers, task.default_settings["llava15"])
-    lmms = task.score(samples, answers, task.default_settings["lmms-eval"])
+    llava = task.score(samples, answers, load_protocol("llava15").settings_for(task))
+    lmms = task.score(samples, answers, load_protocol("lmms-eval").settings_for(task))
     raw = task.score(samples, answers, {"prediction_processor": "none", "scorer": "official"})
     # llava15: EvalAI turns "red,white" into "redwhite" and "two" into "2"; ten raw answers are compared as is.
     assert [s.score for s in llava.samples] == [0.0, 0.0]
@@ -217,7 +217,7 @@ def test_test_dev_score_has_no_metric_and_points_to_evalai(tmp_path: Path) -> No
     assert result.metrics == {} and result.headline == [] and task.headline == ()
     assert any("EvalAI" in note and "830" in note for note in result.notes)
     assert result.n_missing == 1 and result.samples[0].parsed == "2"
-    lmms = task.score(samples, _responses({"1000": "red,white"}), task.default_settings["lmms-eval"])
+    lmms = task.score(samples, _responses({"1000": "red,white"}), load_protocol("lmms-eval").settings_for(task))
     assert lmms.samples[0].parsed == "red white"
 
 
@@ -262,11 +262,11 @@ def test_lmms_eval_submission_answer_keeps_commas_as_spaces() -> None:
 def test_test_dev_prompts_per_protocol(tmp_path: Path) -> None:
     task = VQAv2Task()
     sample = task.load(_write_test(tmp_path, [1000], [1000]))[0]
-    llava = task.build_request(sample, task.default_settings["llava15"])
-    lmms = task.build_request(sample, task.default_settings["lmms-eval"])
+    llava = task.build_request(sample, load_protocol("llava15").settings_for(task))
+    lmms = task.build_request(sample, load_protocol("lmms-eval").settings_for(task))
     assert llava.prompt == lmms.prompt == "<image>\nQ1000?" + LLAVA_SUFFIX
     assert (llava.generation.max_new_tokens, lmms.generation.max_new_tokens) == (128, 16)
-    custom = task.build_request(sample, {**task.default_settings["lmms-eval"], "post_prompt": ""})
+    custom = task.build_request(sample, {**load_protocol("lmms-eval").settings_for(task), "post_prompt": ""})
     assert custom.prompt == "<image>\nQ1000?"
 
 
@@ -281,7 +281,7 @@ def test_entry_points_and_protocol_settings() -> None:
         protocol = load_protocol(name)
         for task in (VQAv2Task(), VQAv2ValTask()):
             assert protocol.supports(task)
-            assert protocol.settings_for(task) == task.default_settings[name]
+            assert protocol.settings_for(task) == protocol.tasks[task.name]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ def test_demo_ground_truth_scores_100_under_both_protocols(demo_root: Path) -> N
     task = VQAv2ValTask()
     samples = task.load(demo_root)
     truth = {s.id: Response(text=s.metadata["multiple_choice_answer"]) for s in samples}
-    for settings in (None, task.default_settings["lmms-eval"], {"prediction_processor": "none"}):
+    for settings in (None, load_protocol("lmms-eval").settings_for(task), {"prediction_processor": "none"}):
         assert task.score(samples, truth, settings).metrics["overall"].value == pytest.approx(100.0)
     wrong = task.score(samples, {s.id: Response(text="purple") for s in samples})
     assert wrong.metrics["overall"].value < 20
