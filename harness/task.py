@@ -21,7 +21,8 @@ Settings = Mapping[str, Any]  # one task's settings under a protocol (its [tasks
 class Task(ABC):
     """A benchmark. Subclasses set the class attributes and implement the abstract methods.
 
-    ``version`` is bumped, with a line in ``changelog``, whenever prompts, parsing or scoring change.
+    ``version`` is bumped, with a line in ``changelog``, whenever prompts, parsing or scoring change (a task
+    that sets only ``changelog`` gets its last key as ``version``).
     A protocol picks the prompt builder and the scorer by name (its ``prompt`` and ``scorer`` settings)
     among ``prompts`` and ``scorers``; ``build_request`` and ``score`` dispatch on them.
     """
@@ -49,8 +50,13 @@ class Task(ABC):
     limit_counts: ClassVar[Literal["samples", "groups"]] = "samples"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A ``prompts`` / ``scorers`` entry that names no method fails when the plugin is imported."""
+        """``version`` defaults to the last ``changelog`` entry (and must have one when both are given); a
+        ``prompts`` / ``scorers`` entry that names no method fails when the plugin is imported."""
         super().__init_subclass__(**kwargs)
+        if "version" not in cls.__dict__ and "changelog" in cls.__dict__ and cls.changelog:
+            cls.version = list(cls.changelog)[-1]
+        if cls.changelog and getattr(cls, "version", None) not in cls.changelog:
+            raise TypeError(f"{cls.__name__}: version {getattr(cls, 'version', None)!r} has no changelog line")
         for kind, table in (("prompt builder", cls.prompts), ("scorer", cls.scorers)):
             for name, method in table.items():
                 if not callable(getattr(cls, method, None)):

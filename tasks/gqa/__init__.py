@@ -60,7 +60,6 @@ def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> d
 
 class GQATask(LlavaTask):
     name = "gqa"
-    version = "1"
     description = "GQA testdev-balanced: compositional VQA on real images, exact-match accuracy."
     headline = ("accuracy",)
     changelog: ClassVar[dict[str, str]] = {

@@ -92,7 +92,6 @@ def read_references(path: Path) -> list[dict[str, Any]]:
 
 class LlavaBenchTask(LlavaTask):
     name = "llava_bench"
-    version = "1"
     description = "LLaVA-Bench-in-the-Wild: open answers reviewed against GPT-4 references by a GPT-4 judge."
     judged = True
     default_judge = "gpt-4-0314"

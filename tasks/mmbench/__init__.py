@@ -53,7 +53,6 @@ _LLAVA_EVAL = "https://github.com/haotian-liu/LLaVA/blob/main/docs/Evaluation.md
 
 class MMBenchTask(LlavaTask):
     name = "mmbench"
-    version = "1"
     description = (
         "MMBench dev (en, 20230712): multiple choice with CircularEval (VLMEvalKit); a judge only extracts "
         "letters the heuristics cannot read."

@@ -82,7 +82,6 @@ def lmms_eval_prompt(question: str, pre_prompt: str, post_prompt: str) -> str:
 
 class MMETask(LlavaTask):
     name = "mme"
-    version = "1"
     description = "MME: 14 yes/no subtasks; perception and cognition scores (sum of 100*(acc+acc+))."
     headline = ("perception", "cognition")
     changelog: ClassVar[dict[str, str]] = {

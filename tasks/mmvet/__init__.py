@@ -91,7 +91,6 @@ def _sample(qid: str, item: Any, root: Path, instruction: str | None, index: int
 
 class MMVetTask(LlavaTask):
     name = "mmvet"
-    version = "1"
     description = "MM-Vet: open-ended questions on integrated capabilities, graded 0-1 by a GPT-4 judge."
     judged = True
     default_judge = "gpt-4-0613"

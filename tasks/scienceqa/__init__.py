@@ -78,7 +78,6 @@ def image_first(sample: Sample, text: str) -> str:
 
 class ScienceQATask(LlavaTask):
     name = "scienceqa"
-    version = "1"
     description = "ScienceQA-IMG test: science multiple choice; accuracy on image problems (eval_science_qa.py)."
     headline = ("img_accuracy",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA single-prediction prompt + eval_science_qa.py"}

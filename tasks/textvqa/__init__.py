@@ -88,7 +88,6 @@ def prompt_question(question_id: str, prompt: str) -> str:
 
 class TextVQATask(LlavaTask):
     name = "textvqa"
-    version = "1"
     description = "TextVQA val 0.5.1 with OCR-token prompts; VQA accuracy after EvalAI answer processing."
     headline = ("accuracy",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA question file + eval_textvqa.py / m4c evaluator"}

@@ -57,7 +57,6 @@ def val_image_name(image_id: int) -> str:
 
 class VQAv2Task(LlavaTask):
     name = "vqav2"
-    version = "1"
     description = "VQA-v2 test-dev 2015: no local score; export the EvalAI submission (challenge 830)."
     headline = ()
     changelog: ClassVar[dict[str, str]] = {"1": "initial: LLaVA question file, convert_vqav2_for_submission export"}
@@ -162,7 +161,6 @@ def _read_container(path: Path, key: str) -> Any:
 
 class VQAv2ValTask(LlavaTask):
     name = "vqav2_val"
-    version = "1"
     description = "VQA-v2 val2014 scored locally with the official vqaEval.py (LLaVA EvalAI-processed answers)."
     headline = ("overall",)
     changelog: ClassVar[dict[str, str]] = {"1": "initial: official questions/annotations, vqaEval.py scoring"}

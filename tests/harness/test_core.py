@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -121,3 +122,16 @@ def test_protocol_files_are_data() -> None:
     assert protocol.settings_for(GQATask())["max_new_tokens"] == 128
     with pytest.raises(UsageError, match=r"valid protocols: .*llava15"):
         load_protocol("nope")
+
+
+def test_task_version_is_the_last_changelog_entry_and_needs_one() -> None:
+    from tasks.gqa import GQATask
+
+    class Bumped(GQATask):
+        changelog: ClassVar[dict[str, str]] = {**GQATask.changelog, "2": "a new prompt"}
+
+    assert (GQATask.version, Bumped.version) == ("1", "2")
+    with pytest.raises(TypeError, match="version '3' has no changelog line"):
+
+        class Unlogged(GQATask):
+            version = "3"
