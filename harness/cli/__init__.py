@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 
 COMMAND_MODULES = (
     "harness.cli.run",
+    "harness.cli.merge",
     "harness.cli.score",  # score, export
     "harness.cli.serve",
     "harness.cli.import_runs",

@@ -67,3 +67,15 @@ def judge_options(args: argparse.Namespace) -> JudgeOptions:
         timeout=args.judge_timeout,
         retries=args.judge_retries,
     )
+
+
+def shard(value: str) -> tuple[int, int]:
+    """``I/N``: the I-th of N shards (0 <= I < N)."""
+    index, sep, count = value.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be I/N such as 0/4, got {value}") from None
+    if not sep or n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"must be I/N with 0 <= I < N, got {value}")
+    return i, n

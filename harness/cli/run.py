@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from harness.cli.flags import DEFAULT_OUTPUT, add_judge_flags, judge_options, positive
+from harness.cli.flags import DEFAULT_OUTPUT, add_judge_flags, judge_options, positive, shard
 from harness.data.demo import DEMO_MODEL_SPEC
 
 
@@ -28,6 +28,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for image decoding")
     run.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--shard", type=shard, default=None, metavar="I/N",
+                     help="answer only every N-th batch from I (no launcher needed); `harness merge` joins the parts")
     run.add_argument("--no-judge", action="store_true",
                      help="judged tasks: generate and keep the answers without scoring (score later with --judge)")
     add_judge_flags(run)
@@ -55,6 +57,7 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         show_progress=not args.no_progress,
         judge=judge_options(args),
         no_judge=args.no_judge,
+        shard=args.shard,
         argv=list(argv),
     )
     run(options)

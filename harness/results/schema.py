@@ -41,6 +41,8 @@ class RunSpec(BaseModel):
     num_workers: int = 0
     answers: str | None = None  # score: the answers file that was scored
     no_judge: bool = False  # run --no-judge: judged tasks were generated but not scored
+    world_size: int = 1  # processes that answered (torchrun and friends)
+    shard: str | None = None  # "I/N": a partial run of every N-th batch from I (``harness merge`` joins them)
     argv: list[str] = Field(default_factory=list)
 
 
@@ -113,7 +115,7 @@ class TaskRecord(BaseModel):
 class RunResult(BaseModel):
     schema_version: int = SCHEMA_VERSION
     run_id: str
-    status: Literal["running", "complete", "failed", "interrupted"] = "running"
+    status: Literal["running", "complete", "failed", "interrupted", "partial"] = "running"
     created: str
     finished: str | None = None
     spec: RunSpec

@@ -6,6 +6,7 @@ Each task's results are written (results.json, samples log, store entry) as soon
 from __future__ import annotations
 
 import random
+import secrets
 import signal
 import sys
 import time
@@ -19,12 +20,14 @@ from harness.adapter import ModelAdapter
 from harness.console import print_banner, print_run_summary
 from harness.data.check import data_fingerprint, require_data, resolve_data_root
 from harness.data.demo import DEMO_MODEL_SPEC, ensure_demo_root, is_demo_root
+from harness.errors import UsageError
 from harness.judging.cache import JudgeCache
 from harness.judging.setup import JudgeOptions, OpenAIJudge, build_judge, require_judges, usage_since
 from harness.protocol import Protocol, load_protocol
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
 from harness.results.recorder import RunRecorder, new_result, protocol_info
 from harness.results.schema import DataInfo, RunResult, RunSpec, sample_records
+from harness.run.distributed import Distributed, RankFailed
 from harness.run.response_cache import CACHE_FILE, ResponseCache
 from harness.run.runner import Runner
 from harness.stats.intervals import add_intervals
@@ -52,6 +55,7 @@ class RunOptions:
     show_progress: bool = True
     judge: JudgeOptions = field(default_factory=JudgeOptions)
     no_judge: bool = False  # judged tasks: generate and keep the answers, score later with `harness score`
+    shard: tuple[int, int] | None = None  # (I, N): answer every N-th batch from I; a partial run for `merge`
     argv: list[str] = field(default_factory=list)
 
 
@@ -68,7 +72,9 @@ def _seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def _load_samples(tasks: list[Task], root: Path, limit: int | None, protocol: Protocol) -> dict[str, list[Sample]]:
+def load_samples(tasks: list[Task], root: Path, limit: int | None, protocol: Protocol) -> dict[str, list[Sample]]:
+    """Each task's samples as a run evaluates them (``run`` and ``merge``): selected by the protocol, then
+    the ``--limit`` subset."""
     samples: dict[str, list[Sample]] = {}
     for task in tasks:
         loaded = task.select(task.load(root), protocol.settings_for(task))
@@ -76,8 +82,13 @@ def _load_samples(tasks: list[Task], root: Path, limit: int | None, protocol: Pr
     return samples
 
 
-def unscored(task: Task, samples: list[Sample], responses: dict[str, Response]) -> TaskResult:
-    """The result of a judged task run with ``--no-judge``: answers kept, no metrics."""
+def _no_judge_note(task: Task) -> str:
+    return (f"not scored (--no-judge): score the samples log later with `harness score {task.name} --answers "
+            f"<run dir>/samples/{task.name}.jsonl --judge openai:{task.default_judge or 'MODEL'}`")  # fmt: skip
+
+
+def unscored(task: Task, samples: list[Sample], responses: dict[str, Response], why: str) -> TaskResult:
+    """Answers kept, no metrics (a judged task run with ``--no-judge``, a ``--shard`` of a run)."""
     return TaskResult(
         task=task.name,
         version=task.version,
@@ -86,10 +97,7 @@ def unscored(task: Task, samples: list[Sample], responses: dict[str, Response]) 
         n_samples=len(samples),
         n_errors=sum(1 for s in samples if (r := responses.get(s.id)) is not None and r.error is not None),
         n_missing=sum(1 for s in samples if s.id not in responses),
-        notes=[
-            f"not scored (--no-judge): score the samples log later with `harness score {task.name} --answers "
-            f"<run dir>/samples/{task.name}.jsonl --judge openai:{task.default_judge or 'MODEL'}`"
-        ],
+        notes=[why],
     )
 
 
@@ -109,7 +117,34 @@ class _Interrupt:
 
 
 def run(options: RunOptions, console: Console | None = None) -> RunResult:
-    console = console or Console(stderr=True)
+    """One run, in this process or across the processes a launcher started (rank 0 records it)."""
+    dist = Distributed.from_env()
+    try:
+        if options.shard is not None and dist.world_size > 1:
+            raise UsageError("--shard is for runs without a launcher; under torchrun the ranks share the work")
+        return _run(options, console, dist)
+    except BaseException as exc:
+        if not isinstance(exc, RankFailed):
+            dist.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        dist.close()
+
+
+def _data_root(options: RunOptions, tasks: list[Task], dist: Distributed) -> Path:
+    """The data root: the flag, $HARNESS_DATA_ROOT, else the demo root (written by rank 0 alone)."""
+    root = resolve_data_root(options.data_root) if dist.is_main else None
+    if dist.is_main and root is None:
+        root = ensure_demo_root(tasks)
+    shared = Path(dist.broadcast(str(root) if root is not None else None))
+    if not shared.exists() and options.data_root is None:  # another machine without the shared folder
+        shared = ensure_demo_root(tasks)
+    return shared
+
+
+def _run(options: RunOptions, console: Console | None, dist: Distributed) -> RunResult:
+    console = console or Console(stderr=True, quiet=not dist.is_main)
+    job = dist.broadcast(secrets.token_hex(8))  # names the shared batch counters of this job
     tasks = get_tasks(options.tasks)
     protocol = load_protocol(options.protocol)
     adapter_name, target = parse_model_spec(options.model)
@@ -117,29 +152,29 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     model_args = parse_model_args(options.model_args)
     unsupported = [t.name for t in tasks if not protocol.supports(t)]
     if unsupported:
-        from harness.errors import UsageError
-
         raise UsageError(f"protocol '{protocol.name}' has no settings for task(s) {', '.join(unsupported)}")
     require_judges(tasks, options.judge, options.no_judge)
 
-    root = resolve_data_root(options.data_root)
-    if root is None:
-        root = ensure_demo_root(tasks)
+    root = _data_root(options, tasks, dist)
     demo_data = is_demo_root(root)
     require_data(tasks, root, "run")
-    samples = _load_samples(tasks, root, options.limit, protocol)
+    samples = load_samples(tasks, root, options.limit, protocol)
 
     results_root = Path(options.output_dir)
-    judge_cache = JudgeCache(results_root / CACHE_FILE) if options.use_cache and options.judge.spec else None
-    judge = build_judge(options.judge, judge_cache)
+    use_judge = options.use_cache and options.judge.spec and dist.is_main
+    judge_cache = JudgeCache(results_root / CACHE_FILE) if use_judge else None
+    judge = build_judge(options.judge, judge_cache) if dist.is_main else None
     try:
         _seed_everything(options.seed)
-        adapter: ModelAdapter = adapter_cls.from_spec(target, model_args, options.device, options.seed)
+        device = dist.device(options.device)
+        adapter: ModelAdapter = adapter_cls.from_spec(target, model_args, device, options.seed)
     except BaseException:
         _close_judge(judge, judge_cache)
         raise
     info = adapter.info
     print_banner(console, info, root, demo_data, protocol)
+    if dist.world_size > 1:
+        console.print(f"ranks    {dist.world_size} processes (rank 0 records the run)")
     if judge is not None:
         demo_label = "[bold yellow]DEMO JUDGE[/] " if judge.is_demo else ""
         console.print(f"judge    {demo_label}{judge.name} at {judge.client.base_url}")
@@ -159,15 +194,16 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         seed=options.seed,
         num_workers=options.num_workers,
         no_judge=options.no_judge,
+        world_size=dist.world_size,
+        shard=f"{options.shard[0]}/{options.shard[1]}" if options.shard else None,
         argv=options.argv,
     )
-    recorder = RunRecorder(
-        results_root, options.store, new_result(spec, info, DataInfo(root=str(root), is_demo=demo_data),
-                                                protocol_info(protocol))
-    )
-    result = recorder.result
+    result = new_result(spec, info, DataInfo(root=str(root), is_demo=demo_data), protocol_info(protocol))
+    recorder = RunRecorder(results_root, options.store, result) if dist.is_main else None
 
     def save(status: str | None = None, error: str | None = None) -> None:
+        if recorder is None:
+            return
         if judge is not None:
             result.judge = judge.info(options.judge.runs)
         if status is None:
@@ -176,7 +212,10 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
             recorder.finish(status, error)
 
     save()
-    runner = Runner(adapter, cache, options.batch_size, options.num_workers, console, options.show_progress)
+    runner = Runner(
+        adapter, cache, options.batch_size, options.num_workers, console, options.show_progress, dist, options.shard
+    )
+    runner.job = job
     try:
         with _Interrupt():
             for task in tasks:
@@ -184,23 +223,31 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 settings = protocol.settings_for(task)
                 task_samples = samples[task.name]
                 requests: list[Request] = [task.build_request(s, settings) for s in task_samples]
-                responses, timing = runner.answer(task.name, requests)
-                by_id = {s.id: r for s, r in zip(task_samples, responses)}
-                settings = options.judge.settings(settings)
+                answers, timing = runner.answer(task.name, requests)
+                if recorder is None:
+                    continue
+                by_id = {s.id: r for s, r in zip(task_samples, answers) if r is not None}
+                if options.shard is not None:
+                    task_samples = [s for s in task_samples if s.id in by_id]
+                    scored = unscored(task, task_samples, by_id, f"partial run (shard {spec.shard}): merge all "
+                                      "shards with `harness merge RUN_DIR ...` to score")  # fmt: skip
+                    result.data.fingerprints[task.name] = data_fingerprint(task, root)
+                    recorder.add_task(
+                        scored, task_samples, by_id, {s.id: q for s, q in zip(samples[task.name], requests)},
+                        protocol_settings=settings, data_fingerprint=result.data.fingerprints[task.name],
+                        timing=timing,
+                    )
+                    save()
+                    continue
                 judge_before = judge.usage() if judge is not None else None
-                if task.judged and judge is None:
-                    scored = unscored(task, task_samples, by_id)
-                else:
-                    scored = task.score(task_samples, by_id, settings, judge=judge)
-                    add_intervals(task, scored, sample_records(task.name, task_samples, scored, by_id))
-                if task.export_filename:
-                    written = task.export(task_samples, by_id, root, recorder.path / task.export_filename)
-                    scored.notes.append(f"submission file for the test server: {written}")
+                scored = score_task(task, task_samples, by_id, options.judge.settings(settings), judge, root,
+                                    recorder.path, options.judge)  # fmt: skip
                 timing.seconds = time.perf_counter() - task_start
                 result.data.fingerprints[task.name] = data_fingerprint(task, root)
                 recorder.add_task(
                     scored, task_samples, by_id, {s.id: q for s, q in zip(task_samples, requests)},
-                    protocol_settings=settings, data_fingerprint=result.data.fingerprints[task.name], timing=timing,
+                    protocol_settings=options.judge.settings(settings),
+                    data_fingerprint=result.data.fingerprints[task.name], timing=timing,
                     judge_usage=usage_since(judge, judge_before),
                 )
                 save()
@@ -215,10 +262,34 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
         if cache:
             cache.close()
         _close_judge(judge, judge_cache)
-    save("complete")
-    recorder.close()
-    print_run_summary(console, result, recorder.path)
+    if recorder is not None:
+        save("partial" if options.shard is not None else "complete")
+        recorder.close()
+        print_run_summary(console, result, recorder.path)
     return result
+
+
+def score_task(
+    task: Task,
+    samples: list[Sample],
+    by_id: dict[str, Response],
+    settings: dict,
+    judge: OpenAIJudge | None,
+    root: Path,
+    run_dir: Path,
+    judge_options: JudgeOptions,
+) -> TaskResult:
+    """Score one task's answers as a run does (``run`` and ``merge``): the judge where needed, the bootstrap
+    intervals, and the test-server submission file where the task has one."""
+    if task.judged and judge is None:
+        scored = unscored(task, samples, by_id, _no_judge_note(task))
+    else:
+        scored = task.score(samples, by_id, settings, judge=judge)
+        add_intervals(task, scored, sample_records(task.name, samples, scored, by_id))
+    if task.export_filename:
+        written = task.export(samples, by_id, root, run_dir / task.export_filename)
+        scored.notes.append(f"submission file for the test server: {written}")
+    return scored
 
 
 def _close_judge(judge: OpenAIJudge | None, cache: JudgeCache | None) -> None:

@@ -1,15 +1,17 @@
-"""Turns a task's requests into responses: cache lookup, length-sorted batches, DataLoader workers
-for preprocessing, the adapter's batched generate, and a progress bar with samples/s.
+"""Turns a task's requests into responses: one batch plan, cache lookup, DataLoader workers for
+preprocessing, the adapter's batched generate, and a progress bar with samples/s.
 
-Results do not depend on batch size or on what was cached: requests are answered independently
-and put back in sample order.
+The plan is made once over every distinct request of the task, cached or not, with the run's batch size,
+so a batch has the same members in an uninterrupted run, a resumed one, a ``--shard`` and at any number of
+processes; a batch is answered from the cache only when all its members are there, else generated whole.
+Processes claim whole batches (``harness.run.distributed.Claims``) and rank 0 gathers the answers.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ from rich.text import Text
 
 from harness.adapter import ModelAdapter
 from harness.results.schema import Timing
+from harness.run.distributed import Claims, Distributed, Topology
 from harness.run.response_cache import ResponseCache
 from harness.types import Request, Response
 
@@ -63,6 +66,16 @@ def _collate(items: list[_Prepared]) -> list[_Prepared]:
     return items
 
 
+class _Batches:
+    """A batch sampler over batches that are only known as they are claimed (an iterable, used once)."""
+
+    def __init__(self, batches: Iterable[list[int]]) -> None:
+        self._batches = iter(batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return self._batches
+
+
 def default_num_workers() -> int:
     """Preprocessing workers: none on a machine of two cores or fewer (they would compete with the
     model for the CPU), else half the cores, at most 8."""
@@ -90,6 +103,14 @@ class SampleRateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} samples/s" if speed else "   -- samples/s", style="cyan")
 
 
+@dataclass
+class _Outcome:
+    """What one process answered for a task: responses by request key, and how many it generated."""
+
+    responses: dict[str, Response]
+    n_generated: int = 0
+
+
 class Runner:
     def __init__(
         self,
@@ -99,6 +120,8 @@ class Runner:
         num_workers: int = 0,
         console: Console | None = None,
         show_progress: bool = True,
+        dist: Distributed | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.adapter = adapter
         self.cache = cache
@@ -106,50 +129,86 @@ class Runner:
         self.num_workers = max(0, num_workers)
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
+        self.dist = dist or Distributed(Topology())
+        self.shard = shard
+        self.job = ""  # a key unique to the run: it names the shared counters of several processes
 
-    def answer(self, label: str, requests: Sequence[Request]) -> tuple[list[Response], Timing]:
-        """Responses in the order of ``requests``; identical requests are generated once."""
+    def answer(self, label: str, requests: Sequence[Request]) -> tuple[list[Response | None], Timing]:
+        """Responses in the order of ``requests`` (on rank 0; other ranks get an empty list). Identical requests
+        are generated once; with ``shard``, only the shard's batches are answered (the others are None)."""
         start = time.perf_counter()
-        fingerprint = self.adapter.fingerprint
         keys = [r.key() for r in requests]
-        cached = self.cache.get_many(fingerprint, sorted(set(keys))) if self.cache else {}
-        todo_keys: list[str] = []
-        todo: list[Request] = []
-        seen: set[str] = set(cached)
+        first: dict[str, Request] = {}
         for key, req in zip(keys, requests):
-            if key not in seen:
-                seen.add(key)
-                todo_keys.append(key)
-                todo.append(req)
-        n_cached = len(requests) - len(todo)
-        if n_cached:
-            label = f"{label} ({n_cached} cached)"
-        fresh = self._generate_all(label, todo, todo_keys, fingerprint)
-        by_key = {**cached, **fresh}
-        responses = [by_key[k] for k in keys]
+            first.setdefault(key, req)
+        unique_keys = list(first)
+        unique = [first[k] for k in unique_keys]
+        batches = [[unique_keys[i] for i in b] for b in plan_batches(unique, self.batch_size, self.adapter.sort_key)]
+        outcome = self._answer_batches(label, first, batches)
+        gathered = self.dist.gather(outcome)
+        if gathered is None:
+            return [], Timing()
+        by_key: dict[str, Response] = {}
+        for part in gathered:
+            by_key.update(part.responses)
+        responses = [by_key.get(k) for k in keys]
+        n_generated = sum(part.n_generated for part in gathered)
         gen_seconds = time.perf_counter() - start
-        timing = Timing(
+        return responses, Timing(
             generate_seconds=gen_seconds,
             n_requests=len(requests),
-            n_generated=len(todo),
-            n_cached=n_cached,
-            samples_per_second=(len(todo) / gen_seconds) if todo and gen_seconds > 0 else None,
-            output_tokens=sum(r.output_tokens for r in fresh.values()),
+            n_generated=n_generated,
+            n_cached=sum(1 for r in responses if r is not None and r.cached),
+            samples_per_second=(n_generated / gen_seconds) if n_generated and gen_seconds > 0 else None,
+            output_tokens=sum(r.output_tokens for r in by_key.values() if not r.cached),
         )
-        return responses, timing
 
-    def _generate_all(
-        self,
-        label: str,
-        todo: list[Request],
-        keys: list[str],
-        fingerprint: str,
-    ) -> dict[str, Response]:
-        out: dict[str, Response] = {}
-        if not todo:
-            return out
-        batches = plan_batches(todo, self.batch_size, self.adapter.sort_key)
-        progress = Progress(
+    def _answer_batches(self, label: str, first: dict[str, Request], batches: list[list[str]]) -> _Outcome:
+        """Answer the batches this process claims: from the cache when complete there, else generated."""
+        fingerprint = self.adapter.fingerprint
+        cached = self.cache.get_many(fingerprint, list(first)) if self.cache else {}
+        outcome = _Outcome({})
+        counter = f"{self.job}/{label}"
+        claims = Claims(len(batches), self.dist, f"{counter}/next", self.shard)
+        total = sum(len(batches[i]) for i in Claims(len(batches), shard=self.shard)) if self.shard else len(first)
+        progress = self._progress()
+        with progress:
+            n_cached = sum(1 for k in first if k in cached)
+            bar = progress.add_task(f"{label} ({n_cached} cached)" if n_cached else label, total=total)
+
+            def advance(members: int) -> None:
+                done = self.dist.add(f"{counter}/done", members) if self.dist.active else members
+                if self.dist.active:
+                    progress.update(bar, completed=done)
+                else:
+                    progress.advance(bar, members)
+
+            def todo() -> Iterator[list[str]]:
+                for index in claims:
+                    members = batches[index]
+                    if all(k in cached for k in members):
+                        outcome.responses.update((k, cached[k]) for k in members)
+                        advance(len(members))
+                    else:
+                        yield members
+
+            requests = [first[k] for k in first]
+            position = {k: i for i, k in enumerate(first)}
+            for prepared in self._prepared_batches(requests, (([position[k] for k in b]) for b in todo())):
+                members = [requests[p.index] for p in prepared]
+                responses = self._generate_batch(members, prepared)
+                pairs = [(m.key(), r) for m, r in zip(members, responses)]
+                outcome.responses.update(pairs)
+                outcome.n_generated += len(pairs)
+                if self.cache:
+                    self.cache.put_many(fingerprint, pairs)
+                advance(len(pairs))
+            if self.dist.active:
+                self.dist.wait_for(f"{counter}/done", total, lambda done: progress.update(bar, completed=done))
+        return outcome
+
+    def _progress(self) -> Progress:
+        return Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -158,20 +217,10 @@ class Runner:
             TextColumn("eta"),
             TimeRemainingColumn(),
             console=self.console,
-            disable=not self.show_progress,
+            disable=not self.show_progress or not self.dist.is_main,
         )
-        with progress:
-            bar = progress.add_task(label, total=len(todo))
-            for batch in self._prepared_batches(todo, batches):
-                responses = self._generate_batch([todo[p.index] for p in batch], batch)
-                pairs = [(keys[p.index], r) for p, r in zip(batch, responses)]
-                out.update(pairs)
-                if self.cache:
-                    self.cache.put_many(fingerprint, pairs)
-                progress.advance(bar, len(batch))
-        return out
 
-    def _prepared_batches(self, todo: list[Request], batches: list[list[int]]) -> Iterator[list[_Prepared]]:
+    def _prepared_batches(self, todo: list[Request], batches: Iterable[list[int]]) -> Iterator[list[_Prepared]]:
         dataset = _PreparedRequests(todo, self.adapter.preparer())
         if self.num_workers == 0:
             for batch in batches:
@@ -181,14 +230,13 @@ class Runner:
 
         loader = DataLoader(
             dataset,
-            batch_sampler=batches,
+            batch_sampler=_Batches(batches),
             num_workers=self.num_workers,
             collate_fn=_collate,
             prefetch_factor=4,
             persistent_workers=False,
         )
         yield from loader
-
     def _generate_batch(self, requests: list[Request], prepared: list[_Prepared]) -> list[Response]:
         """Generate for the prepared items; failed preparations and model errors become error responses."""
         results: list[Response | None] = [

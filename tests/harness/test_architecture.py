@@ -9,8 +9,8 @@ import sys
 from tests.helpers.paths import REPO
 
 HARNESS = REPO / "harness"
-SUBCOMMANDS = {"run", "score", "export", "serve", "convert", "import", "leaderboard", "report", "compare", "gate",
-               "plan", "list", "data"}  # fmt: skip
+SUBCOMMANDS = {"run", "merge", "score", "export", "serve", "convert", "import", "leaderboard", "report", "compare",
+               "gate", "plan", "list", "data"}  # fmt: skip
 
 
 def _imported_modules(source: str) -> set[str]:

@@ -142,6 +142,21 @@ def _big_result(i: int, tasks: list[str]) -> RunResult:
     )
 
 
+def test_a_partial_run_in_the_store_is_not_on_the_board(store_url: str, tmp_path: Path) -> None:
+    """A ``run --shard`` part is stored with status partial; only its merge (complete) is a result."""
+    store = ResultsStore(store_url)
+    partial = _big_result(1, ["gqa"]).model_copy(update={"run_id": "shard-0-of-2", "status": "partial"})
+    store.record(partial, tmp_path / partial.run_id)
+    store.record(_big_result(2, ["gqa"]), tmp_path / "run-002")
+    store.close()
+    reader = open_store(store_url)
+    runs, heads = runs_frame(reader), headline_frame(reader)
+    reader.close()
+    assert set(runs["run_id"]) == {"shard-0-of-2", "run-002"} and set(heads["run_id"]) == set(runs["run_id"])
+    assert list(board_frame(runs, heads, BoardFilters()).table["run_id"]) == ["run-002"]
+    assert set(board_frame(runs, heads, BoardFilters(complete_only=False)).table["run_id"]) == set(runs["run_id"])
+
+
 def test_board_query_is_fast_on_200_runs_of_8_tasks(store_url: str, tmp_path: Path) -> None:
     tasks = ["vqav2_val", "gqa", "textvqa", "scienceqa", "mme", "mmbench", "mmvet", "llava_bench"]
     store = ResultsStore(store_url)
