@@ -18,6 +18,7 @@ from harness.judging.contract import Judge, JudgeReply, judge_map
 from harness.stats.analytic import mean_metric
 from harness.task import Task
 from harness.types import DataFile, GenerationSettings, ImageRef, Request, Response, Sample, SampleScore, TaskResult
+from tests.helpers.plugins import register_plugin
 
 QUESTIONS = "judged_echo/questions.jsonl"
 IMAGES = "judged_echo/images"
@@ -38,11 +39,7 @@ def read_grade(reply: JudgeReply) -> float | None:
 
 def register(site: Path) -> Path:
     """Write a dist-info folder under ``site`` declaring this task in the ``harness.tasks`` group."""
-    info = site / "judged_echo_plugin-0.1.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: judged-echo-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[harness.tasks]\n{ENTRY_POINT}\n")
-    return site
+    return register_plugin(site, "judged-echo-plugin", "harness.tasks", ENTRY_POINT)
 
 
 class JudgedEchoTask(Task):

@@ -12,17 +12,14 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from model_adapters.tinyllava import TinyLlavaAdapter
+from tests.helpers.plugins import register_plugin
 
 ENTRY_POINT = "rankfail = tests.helpers.rank_fail_plugin:RankFailAdapter"
 
 
 def register(site: Path) -> Path:
     """Write a dist-info folder under ``site`` declaring this adapter in the ``harness.models`` group."""
-    info = site / "rank_fail_plugin-0.1.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rank-fail-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[harness.models]\n{ENTRY_POINT}\n")
-    return site
+    return register_plugin(site, "rank-fail-plugin", "harness.models", ENTRY_POINT)
 
 
 class RankFailAdapter(TinyLlavaAdapter):
