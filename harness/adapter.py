@@ -74,3 +74,24 @@ class ModelAdapter(ABC):
 def open_images(request: Request) -> list[Any]:
     """Default preparation: the request's images decoded as RGB PIL images."""
     return [image.open() for image in request.images]
+
+
+def generate_or_split(
+    adapter: ModelAdapter,
+    requests: Sequence[Request],
+    values: Sequence[Any],
+    on_call: Callable[[int], None] | None = None,
+) -> list[Response]:
+    """``adapter.generate`` on a batch; when the batch fails, each request alone, so one bad item costs only
+    itself (a single request that fails becomes an error response). ``on_call(n)`` hears of every call."""
+    if on_call is not None:
+        on_call(len(requests))
+    try:
+        responses = adapter.generate(requests, values)
+        if len(responses) != len(requests):
+            raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
+        return responses
+    except Exception as exc:
+        if len(requests) == 1:
+            return [Response(error=f"{type(exc).__name__}: {exc}")]
+    return [r for req, val in zip(requests, values) for r in generate_or_split(adapter, [req], [val], on_call)]

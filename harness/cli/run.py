@@ -37,6 +37,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.run.distributed import Distributed
     from harness.run.evaluate import RunOptions, run
     from harness.run.runner import default_num_workers
 
@@ -60,5 +61,5 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         shard=args.shard,
         argv=list(argv),
     )
-    run(options)
+    run(options, dist=Distributed.from_env())
     return 0

@@ -69,6 +69,7 @@ class Distributed:
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
         self._store: Any = None
+        self._owns_group = False  # a process group started here (not, e.g., a training job's) is ended here
 
     @property
     def rank(self) -> int:
@@ -105,6 +106,7 @@ class Distributed:
             td.init_process_group(
                 "gloo", rank=self.rank, world_size=self.world_size, timeout=timedelta(minutes=30)
             )
+            self._owns_group = True
         self._store = td.distributed_c10d._get_default_store()
 
     def device(self, requested: str | None) -> str | None:
@@ -173,7 +175,8 @@ class Distributed:
         if self.active:
             import torch.distributed as td
 
-            td.destroy_process_group()
+            if self._owns_group:
+                td.destroy_process_group()
             self._store = None
 
 

@@ -27,7 +27,7 @@ from harness.protocol import Protocol, load_protocol
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
 from harness.results.recorder import RunRecorder, new_result, protocol_info
 from harness.results.schema import DataInfo, RunResult, RunSpec, sample_records
-from harness.run.distributed import Distributed, RankFailed
+from harness.run.distributed import Distributed, RankFailed, Topology
 from harness.run.response_cache import CACHE_FILE, ResponseCache
 from harness.run.runner import Runner
 from harness.stats.intervals import add_intervals
@@ -116,9 +116,11 @@ class _Interrupt:
         signal.signal(signal.SIGTERM, self._old)
 
 
-def run(options: RunOptions, console: Console | None = None) -> RunResult:
-    """One run, in this process or across the processes a launcher started (rank 0 records it)."""
-    dist = Distributed.from_env()
+def run(options: RunOptions, console: Console | None = None, dist: Distributed | None = None) -> RunResult:
+    """One run, in this process, or across the processes a launcher started when ``dist`` says so (the CLI
+    passes ``Distributed.from_env()``; rank 0 records the run). Library callers such as the training callback
+    on rank 0 get a single-process run."""
+    dist = dist or Distributed(Topology())
     try:
         if options.shard is not None and dist.world_size > 1:
             raise UsageError("--shard is for runs without a launcher; under torchrun the ranks share the work")
@@ -241,7 +243,7 @@ def _run(options: RunOptions, console: Console | None, dist: Distributed) -> Run
                     continue
                 judge_before = judge.usage() if judge is not None else None
                 scored = score_task(task, task_samples, by_id, options.judge.settings(settings), judge, root,
-                                    recorder.path, options.judge)  # fmt: skip
+                                    recorder.path)  # fmt: skip
                 timing.seconds = time.perf_counter() - task_start
                 result.data.fingerprints[task.name] = data_fingerprint(task, root)
                 recorder.add_task(
@@ -277,7 +279,6 @@ def score_task(
     judge: OpenAIJudge | None,
     root: Path,
     run_dir: Path,
-    judge_options: JudgeOptions,
 ) -> TaskResult:
     """Score one task's answers as a run does (``run`` and ``merge``): the judge where needed, the bootstrap
     intervals, and the test-server submission file where the task has one."""

@@ -244,8 +244,8 @@ def _record(
             settings = judge_options.settings(protocol.settings_for(task))
             task_samples, by_id = samples[task.name], answers[task.name]
             requests = {s.id: task.build_request(s, settings) for s in task_samples}
-            scored = score_task(task, task_samples, by_id, settings, None, root, recorder.path, judge_options)
-            result.data.fingerprints[task.name] = data_fingerprint(task, root)
+            scored = score_task(task, task_samples, by_id, settings, None, root, recorder.path)
+            result.data.fingerprints[task.name] = first.data.fingerprints[task.name]  # checked against the files
             timing = merged_timing([_task_record(p, task.name).timing for p in parts], len(requests),
                                    time.perf_counter() - start)  # fmt: skip
             recorder.add_task(scored, task_samples, by_id, requests, protocol_settings=settings,

@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from harness.adapter import ModelAdapter
+from harness.adapter import ModelAdapter, generate_or_split
 from harness.results.schema import Timing
 from harness.run.distributed import Claims, Distributed, Topology
 from harness.run.response_cache import ResponseCache
@@ -138,19 +138,12 @@ class Runner:
         are generated once; with ``shard``, only the shard's batches are answered (the others are None)."""
         start = time.perf_counter()
         keys = [r.key() for r in requests]
-        first: dict[str, Request] = {}
-        for key, req in zip(keys, requests):
-            first.setdefault(key, req)
-        unique_keys = list(first)
-        unique = [first[k] for k in unique_keys]
-        batches = [[unique_keys[i] for i in b] for b in plan_batches(unique, self.batch_size, self.adapter.sort_key)]
-        outcome = self._answer_batches(label, first, batches)
+        distinct = dict(zip(keys, requests))  # one request per key (identical requests share the key)
+        outcome = self._answer_batches(label, list(distinct), list(distinct.values()))
         gathered = self.dist.gather(outcome)
         if gathered is None:
             return [], Timing()
-        by_key: dict[str, Response] = {}
-        for part in gathered:
-            by_key.update(part.responses)
+        by_key = {key: response for part in gathered for key, response in part.responses.items()}
         responses = [by_key.get(k) for k in keys]
         n_generated = sum(part.n_generated for part in gathered)
         gen_seconds = time.perf_counter() - start
@@ -163,41 +156,39 @@ class Runner:
             output_tokens=sum(r.output_tokens for r in by_key.values() if not r.cached),
         )
 
-    def _answer_batches(self, label: str, first: dict[str, Request], batches: list[list[str]]) -> _Outcome:
-        """Answer the batches this process claims: from the cache when complete there, else generated."""
+    def _answer_batches(self, label: str, keys: list[str], requests: list[Request]) -> _Outcome:
+        """Answer the batches of the plan that this process claims: from the cache when all their members are
+        there, else generated whole (and cached)."""
         fingerprint = self.adapter.fingerprint
-        cached = self.cache.get_many(fingerprint, list(first)) if self.cache else {}
-        outcome = _Outcome({})
+        cached = self.cache.get_many(fingerprint, keys) if self.cache else {}
+        batches = plan_batches(requests, self.batch_size, self.adapter.sort_key)
+        mine = list(Claims(len(batches), shard=self.shard)) if self.shard else None
+        total = sum(len(batches[i]) for i in mine) if mine is not None else len(keys)
         counter = f"{self.job}/{label}"
-        claims = Claims(len(batches), self.dist, f"{counter}/next", self.shard)
-        total = sum(len(batches[i]) for i in Claims(len(batches), shard=self.shard)) if self.shard else len(first)
+        outcome = _Outcome({})
         progress = self._progress()
         with progress:
-            n_cached = sum(1 for k in first if k in cached)
+            n_cached = sum(1 for k in keys if k in cached)
             bar = progress.add_task(f"{label} ({n_cached} cached)" if n_cached else label, total=total)
 
             def advance(members: int) -> None:
-                done = self.dist.add(f"{counter}/done", members) if self.dist.active else members
                 if self.dist.active:
-                    progress.update(bar, completed=done)
+                    progress.update(bar, completed=self.dist.add(f"{counter}/done", members))
                 else:
                     progress.advance(bar, members)
 
-            def todo() -> Iterator[list[str]]:
-                for index in claims:
-                    members = batches[index]
-                    if all(k in cached for k in members):
-                        outcome.responses.update((k, cached[k]) for k in members)
-                        advance(len(members))
+            def uncached() -> Iterator[list[int]]:
+                for index in mine if mine is not None else Claims(len(batches), self.dist, f"{counter}/next"):
+                    batch = batches[index]
+                    if all(keys[i] in cached for i in batch):
+                        outcome.responses.update((keys[i], cached[keys[i]]) for i in batch)
+                        advance(len(batch))
                     else:
-                        yield members
+                        yield batch
 
-            requests = [first[k] for k in first]
-            position = {k: i for i, k in enumerate(first)}
-            for prepared in self._prepared_batches(requests, (([position[k] for k in b]) for b in todo())):
-                members = [requests[p.index] for p in prepared]
-                responses = self._generate_batch(members, prepared)
-                pairs = [(m.key(), r) for m, r in zip(members, responses)]
+            for prepared in self._prepared_batches(requests, uncached()):
+                responses = self._generate_batch([requests[p.index] for p in prepared], prepared)
+                pairs = [(keys[p.index], r) for p, r in zip(prepared, responses)]
                 outcome.responses.update(pairs)
                 outcome.n_generated += len(pairs)
                 if self.cache:
@@ -237,6 +228,7 @@ class Runner:
             persistent_workers=False,
         )
         yield from loader
+
     def _generate_batch(self, requests: list[Request], prepared: list[_Prepared]) -> list[Response]:
         """Generate for the prepared items; failed preparations and model errors become error responses."""
         results: list[Response | None] = [
@@ -244,22 +236,7 @@ class Runner:
         ]
         ready = [i for i, r in enumerate(results) if r is None]
         if ready:
-            answers = self._safe_generate([requests[i] for i in ready], [prepared[i].value for i in ready])
+            answers = generate_or_split(self.adapter, [requests[i] for i in ready], [prepared[i].value for i in ready])
             for i, resp in zip(ready, answers):
                 results[i] = resp
         return [r if r is not None else Response(error="no response") for r in results]
-
-    def _safe_generate(self, requests: list[Request], values: list[Any]) -> list[Response]:
-        """Batched generate; if the batch fails, retry one by one so one bad item costs only itself."""
-        try:
-            responses = self.adapter.generate(requests, values)
-            if len(responses) != len(requests):
-                raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
-            return responses
-        except Exception as exc:
-            if len(requests) == 1:
-                return [Response(error=f"{type(exc).__name__}: {exc}")]
-        out: list[Response] = []
-        for req, val in zip(requests, values):
-            out.extend(self._safe_generate([req], [val]))
-        return out

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.adapter import ModelAdapter
+from harness.adapter import ModelAdapter, generate_or_split
 from harness.types import Request, Response
 
 SHUTDOWN = "the server is shutting down"
@@ -124,18 +124,12 @@ class Batcher:
                 job.finish(response)
 
     def _generate(self, requests: Sequence[Request], values: Sequence[Any]) -> list[Response]:
+        return generate_or_split(self.adapter, requests, values, self._count)
+
+    def _count(self, size: int) -> None:
         self.stats.batches += 1
-        self.stats.requests += len(requests)
-        self.stats.largest = max(self.stats.largest, len(requests))
-        try:
-            responses = self.adapter.generate(requests, values)
-            if len(responses) != len(requests):
-                raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
-            return responses
-        except Exception as exc:
-            if len(requests) == 1:
-                return [Response(error=f"{type(exc).__name__}: {exc}")]
-        return [r for req, val in zip(requests, values) for r in self._generate([req], [val])]
+        self.stats.requests += size
+        self.stats.largest = max(self.stats.largest, size)
 
     def close(self) -> None:
         """Stop the worker after the batch in flight; waiting requests get an error."""

@@ -134,3 +134,16 @@ def test_claims_alone_and_by_shard() -> None:
     assert list(Claims(5)) == [0, 1, 2, 3, 4]
     assert list(Claims(7, shard=(1, 3))) == [1, 4]
     assert list(Claims(5, Distributed(Topology()), "k")) == [0, 1, 2, 3, 4]
+
+
+def test_a_library_call_in_a_launched_job_is_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training callback calls ``run`` on rank 0 of a launched training job: the launcher's variables must not
+    make it wait for ranks that never join (only the CLI reads them)."""
+    from harness.run.evaluate import RunOptions, run
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    result = run(RunOptions(tasks="gqa", limit=8, output_dir=str(tmp_path), show_progress=False))
+    assert result.status == "complete" and result.spec.world_size == 1
+    assert store_rows(tmp_path) == 1
