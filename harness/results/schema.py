@@ -225,9 +225,19 @@ def sample_records(
 
 
 def load_results(run_dir: Path) -> RunResult:
-    from harness.data.readers import read_json
+    """A run's results.json; DataError naming the file and the first bad field when it is not one."""
+    from pydantic import ValidationError
 
-    return RunResult.model_validate(read_json(Path(run_dir) / RESULTS_FILE))
+    from harness.data.readers import read_json
+    from harness.errors import DataError
+
+    path = Path(run_dir) / RESULTS_FILE
+    try:
+        return RunResult.model_validate(read_json(path))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        raise DataError(f"{path}: field '{where}': {error['msg']} ({exc.error_count()} problem(s))") from exc
 
 
 def iter_headlines(result: RunResult) -> Iterable[tuple[str, str, Metric]]:

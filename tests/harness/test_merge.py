@@ -181,3 +181,15 @@ def test_answers_in_two_parts_are_refused(runs: dict[str, Path], tmp_path: Path)
     message = refused([first, second], tmp_path)
     assert message.startswith("error: task mme: 1 sample(s) answered by more than one part, e.g. id ")
     assert str(first) in message and str(second) in message
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\x8c\x00garbage", "results.json: not UTF-8 text"),
+    (b"{}", "results.json: field 'run_id': Field required"),
+])  # fmt: skip
+def test_a_damaged_results_file_is_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    part = tmp_path / "part"
+    part.mkdir()
+    (part / "results.json").write_bytes(content)
+    proc = harness("merge", str(part))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
