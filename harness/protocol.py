@@ -24,24 +24,29 @@ if TYPE_CHECKING:
 
 PROTOCOL_DIR = Path(__file__).parent / "protocols"
 DEFAULT_PROTOCOL = "llava15"
-_TOP_LEVEL = ("name", "version", "description", "tasks")
+_TOP_LEVEL = ("name", "version", "description", "defaults", "tasks")
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """A loaded protocol: its header, one settings table per task, and where it came from."""
+    """A loaded protocol: its header, settings for every task (``defaults``), one settings table per task,
+    and where it came from."""
 
     name: str
     version: str
     description: str
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""  # the shipped name, or the path of the user's file
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def content_hash(self) -> str:
-        """sha256 (first 16 hex digits) of the canonical JSON of name, version and tasks."""
+        """sha256 (first 16 hex digits) of the canonical JSON of name, version, defaults and tasks."""
+        content = {"name": self.name, "version": self.version, "tasks": self.tasks}
+        if self.defaults:  # a file without defaults hashes as before they existed
+            content["defaults"] = self.defaults
         canonical = json.dumps(
-            {"name": self.name, "version": self.version, "tasks": self.tasks},
+            content,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
@@ -49,8 +54,10 @@ class Protocol:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def own_settings(self, task: Task) -> dict[str, Any]:
-        """The task's table in this file, over the task's ``default_settings`` for this protocol (plugins)."""
+        """The task's table in this file, over the file's ``defaults``, over the task's ``default_settings`` for
+        this protocol (plugins)."""
         merged = copy.deepcopy(task.default_settings.get(self.name, {}))
+        merged.update(copy.deepcopy(self.defaults))
         merged.update(copy.deepcopy(self.tasks.get(task.name, {})))
         return merged
 
@@ -111,6 +118,7 @@ def read_protocol_file(path: Path, source: str) -> Protocol:
         description=_description(data, path),
         tasks=_task_tables(data, path),
         source=source,
+        defaults=_defaults_table(data, path),
     )
 
 
@@ -132,6 +140,15 @@ def _description(data: Mapping[str, Any], path: Path) -> str:
     if not isinstance(value, str):
         raise DataError(f"{path}: field 'description' must be a string, got {value!r}")
     return value
+
+
+def _defaults_table(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise DataError(f"{path}: field 'defaults' must be a table ([defaults] section)")
+    for key, value in defaults.items():
+        _check_setting(path, f"defaults.{key}", key, value)
+    return dict(defaults)
 
 
 def _task_tables(data: Mapping[str, Any], path: Path) -> dict[str, dict[str, Any]]:
@@ -170,6 +187,10 @@ def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _is_tag_pairs(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_str_list(v) and len(v) == 2 and all(v) for v in value)
+
+
 # The type of each setting the shipped tasks read; keys not listed (a plugin's own) are not checked.
 _SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "prompt": (_is_str, "a string (a prompt builder name)"),
@@ -188,6 +209,7 @@ _SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "judge_system": (_is_bool, "true or false"),
     "ocr": (_is_bool, "true or false"),
     "stop": (_is_str_list, "a list of strings"),
+    "reasoning_tags": (_is_tag_pairs, 'a list of ["start", "end"] tag pairs'),
 }
 
 

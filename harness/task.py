@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -16,6 +17,19 @@ if TYPE_CHECKING:
     from harness.stats.bootstrap import Estimands
 
 Settings = Mapping[str, Any]  # one task's settings under a protocol (its [tasks.NAME] table)
+
+
+def strip_reasoning(text: str, tag_pairs: Sequence[Sequence[str]]) -> str:
+    """The answer without its reasoning blocks (the protocol's ``reasoning_tags``), as lmms-eval's command line
+    cleans every answer before scoring: each ``start ... end`` block is cut out (case-sensitive); where an
+    ``end`` tag is left with no ``start`` (a prompt that opened the block), only the text after the last
+    ``end`` is kept; an unclosed ``start`` stays. Surrounding whitespace is stripped in any case."""
+    for start, end in tag_pairs:
+        while (i := text.find(start)) != -1 and (j := text.find(end, i)) != -1:
+            text = text[:i] + text[j + len(end) :]
+        if end in text and start not in text:
+            text = text.rsplit(end, 1)[-1]
+    return text.strip()
 
 
 class Task(ABC):
@@ -93,6 +107,9 @@ class Task(ABC):
         the llava15 protocol's); ``judge`` is given only when the user configured one.
         """
         chosen = self.resolve(settings)
+        tags = chosen.get("reasoning_tags")
+        if tags:
+            responses = {sid: replace(r, text=strip_reasoning(r.text, tags)) for sid, r in responses.items()}
         return self.named("scorer", self.scorers, chosen)(samples, responses, chosen, judge)
 
     def resolve(self, settings: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 the same grades.
 
 Key: (judge model requested, endpoint identity, sha256 of the messages, temperature, max_tokens, run
-index). The run index is part of the key: run 1 of a prompt is a call of its own, not run 0 replayed.
-Only successful replies are stored; a failed call is tried again next time.
+index, attempt). Run and attempt are part of the key: run 1 of a prompt, or the re-ask of a prompt whose
+reply could not be read, is a call of its own, not an earlier reply replayed. Only successful replies are
+stored; a failed call is tried again next time. A cache written before ``attempt`` existed is upgraded in
+place (its rows become attempt 0).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ CREATE TABLE IF NOT EXISTS judge_replies (
     temperature REAL NOT NULL,
     max_tokens INTEGER NOT NULL,
     run INTEGER NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
     reply TEXT NOT NULL,
     created REAL NOT NULL,
-    PRIMARY KEY (model, endpoint, prompt_hash, temperature, max_tokens, run)
+    PRIMARY KEY (model, endpoint, prompt_hash, temperature, max_tokens, run, attempt)
 )
 """
+_COLUMNS = "model, endpoint, prompt_hash, temperature, max_tokens, run, attempt, reply, created"
 _STORED = ("text", "model", "prompt_hash", "settings", "seconds")
 
 
@@ -41,9 +45,10 @@ class JudgeKey:
     temperature: float
     max_tokens: int
     run: int
+    attempt: int = 0
 
-    def row(self) -> tuple[str, str, str, float, int, int]:
-        return (self.model, self.endpoint, self.prompt_hash, self.temperature, self.max_tokens, self.run)
+    def row(self) -> tuple[str, str, str, float, int, int, int]:
+        return (self.model, self.endpoint, self.prompt_hash, self.temperature, self.max_tokens, self.run, self.attempt)
 
 
 class JudgeCache:
@@ -55,14 +60,29 @@ class JudgeCache:
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._upgrade()
         self._conn.execute(_SCHEMA)
         self._conn.commit()
+
+    def _upgrade(self) -> None:
+        """A table without ``attempt`` (older caches) is rebuilt with it; its rows become attempt 0."""
+        columns = [row[1] for row in self._conn.execute("PRAGMA table_info(judge_replies)")]
+        if not columns or "attempt" in columns:
+            return
+        with self._conn:
+            self._conn.execute("ALTER TABLE judge_replies RENAME TO judge_replies_before_attempt")
+            self._conn.execute(_SCHEMA)
+            self._conn.execute(
+                f"INSERT INTO judge_replies ({_COLUMNS}) SELECT model, endpoint, prompt_hash, temperature,"
+                " max_tokens, run, 0, reply, created FROM judge_replies_before_attempt"
+            )
+            self._conn.execute("DROP TABLE judge_replies_before_attempt")
 
     def get(self, key: JudgeKey) -> JudgeReply | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT reply FROM judge_replies WHERE model = ? AND endpoint = ? AND prompt_hash = ? "
-                "AND temperature = ? AND max_tokens = ? AND run = ?",
+                "AND temperature = ? AND max_tokens = ? AND run = ? AND attempt = ?",
                 key.row(),
             ).fetchone()
         if row is None:
@@ -76,7 +96,8 @@ class JudgeCache:
         blob = json.dumps({k: getattr(reply, k) for k in _STORED}, ensure_ascii=False)
         with self._lock:
             self._conn.execute(
-                "INSERT OR REPLACE INTO judge_replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*key.row(), blob, time.time())
+                f"INSERT OR REPLACE INTO judge_replies ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key.row(), blob, time.time()),
             )
             self._conn.commit()
 

@@ -3,7 +3,7 @@
 Tasks receive a judge in ``Task.score(..., judge=...)`` when one is configured. They drive the
 official call pattern themselves (prompts, retries, temperature schedule, repeated runs) through
 ``Judge.complete``; the judge owns transport (HTTP, timeouts, retries on transport errors), the
-cache (keyed by model, messages, sampling settings and the run index) and the records each call
+cache (keyed by model, messages, sampling settings, the run index and the attempt) and the records each call
 leaves. With no judge, judged steps are skipped as the official code does without an API key.
 """
 
@@ -26,7 +26,7 @@ class JudgeReply:
     error: str | None = None  # transport failure after the judge's own retries; text is then ""
     model: str = ""  # the model id the server reported
     prompt_hash: str = ""  # sha256 of the messages sent
-    settings: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, run
+    settings: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, run, attempt
     cached: bool = False
     seconds: float = 0.0
 
@@ -44,11 +44,12 @@ class Judge(Protocol):
     concurrency: int  # how many calls may be in flight at once
 
     def complete(
-        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0
+        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0, attempt: int = 0
     ) -> JudgeReply:
         """One chat completion (``messages`` as role/content dicts). ``run`` is the index of a repeated
-        grading run: the same prompt in another run is an independent call. Errors are returned, not
-        raised."""
+        grading run and ``attempt`` the index of a call within one item's chain (a re-ask after an empty or
+        unreadable reply): the same prompt with another run or attempt is an independent call, never a
+        cached replay. Errors are returned, not raised."""
         ...
 
 

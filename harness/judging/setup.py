@@ -141,12 +141,16 @@ class OpenAIJudge:
         self._usage = _Usage()
 
     def complete(
-        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0
+        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0, attempt: int = 0
     ) -> JudgeReply:
-        """One chat completion, from the cache when this exact call (run index included) was made before."""
+        """One chat completion, from the cache when this exact call (run and attempt included) was made before."""
         prompt_hash = messages_hash(messages)
         settings = {"temperature": float(temperature), "max_tokens": int(max_tokens), "run": int(run)}
-        key = JudgeKey(self.model, self.endpoint, prompt_hash, float(temperature), int(max_tokens), int(run))
+        if attempt:
+            settings["attempt"] = int(attempt)
+        key = JudgeKey(
+            self.model, self.endpoint, prompt_hash, float(temperature), int(max_tokens), int(run), int(attempt)
+        )
         hit = self.cache.get(key) if self.cache else None
         if hit is not None:
             self._count(hit)

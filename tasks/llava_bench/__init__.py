@@ -18,8 +18,8 @@ Protocols (the [tasks.llava_bench] tables of ``harness/protocols/*.toml``; ``sco
   (``tasks/llava_bench/scorer.py``: system message, temperature 0.2, max_tokens 1024, judge
   gpt-4-0314) run 3 times (``judge_runs``), the headline being the mean of the three "all" relative
   scores (LLaVA-1.5's reported number).
-- ``lmms-eval``: the same prompt (empty pre/post prompts), stop at "ASSISTANT:", 32768 new tokens (its
-  yaml); its review (no system message, temperature 0, its parser, judge gpt-4o-2024-11-20), one run.
+- ``lmms-eval``: the same prompt (empty pre/post prompts), stop at "ASSISTANT:", 4096 new tokens (its
+  0.7.3 yaml); its review (no system message, temperature 0, its parser, judge gpt-4o-2024-11-20), one run.
 
 Answers files: LLaVA's answers JSONL, paired by line position (the k-th line answers the k-th question).
 """
@@ -96,7 +96,11 @@ class LlavaBenchTask(LlavaTask):
     judged = True
     default_judge = "gpt-4-0314"
     headline = ("relative",)
-    changelog: ClassVar[dict[str, str]] = {"1": "initial: raw question prompt + LLaVA review/summarizer; lmms-eval"}
+    changelog: ClassVar[dict[str, str]] = {
+        "1": "initial: raw question prompt + LLaVA review/summarizer; lmms-eval",
+        "2": "a string caption reaches the judge as it is (LLaVA's fixed script, commit 237165b), not one"
+        " character per line",
+    }
     # The reviews of tasks/llava_bench/scorer.py: LLaVA's review script and lmms-eval's.
     scorers: ClassVar[dict[str, str]] = dict.fromkeys(("official", "lmms-eval"), "review")
     hf_dataset = "lmms-lab/llava-bench-in-the-wild"

@@ -5,9 +5,10 @@ Official review of one (question, reference answer, model answer):
 1. Messages: the system message "You are a helpful and precise assistant for checking the quality of
    the answer." and one user message built from the image's context caption, the question, the
    reference as ``[<role> 1]``, the model answer as ``[<role> 2]`` and the rule of
-   ``llava_bench_<category>`` from ``rule.json`` (its ``role`` and ``prompt``). The caption goes through
-   ``"\\n".join(caption)``: a caption that is a string (as in ``context.jsonl``) gets a newline between
-   every character; that is what GPT-4 was shown, and it is kept.
+   ``llava_bench_<category>`` from ``rule.json`` (its ``role`` and ``prompt``). A caption that is a list
+   is joined with newlines, a string (as in ``context.jsonl``) is used as it is: the script as fixed on
+   2023-08-16 (LLaVA commit 237165b), which LLaVA-1.5 and TinyLLaVA ran. The first release (v1.0.0)
+   joined strings too, one character per line; no published LLaVA-1.5 review came from that version.
 2. temperature 0.2, max_tokens 1024; run ``j`` of ``judge_runs`` is passed as ``run=j``.
 3. The reply's first line, commas turned into spaces, split on single spaces: exactly two pieces that
    ``float`` reads give (reference score, model score); anything else gives (-1, -1), which is averaged
@@ -15,7 +16,7 @@ Official review of one (question, reference answer, model answer):
 4. Per category and for all: the mean of each score, rounded to 3 decimals; relative score =
    ``round(100 * model / reference, 1)``; the newer summarizer also prints both means x 10.
 
-lmms-eval: no system message, temperature 0, one run, the caption as it is when it is a string, and a
+lmms-eval: the same message without the system message, temperature 0, one run, and a
 parser that takes the first two numbers of the reply's (stripped) first line after turning commas and
 semicolons into spaces (so "Assistant 1: 8 Assistant 2: 7" reads (1, 8)); otherwise (-1, -1).
 
@@ -49,12 +50,10 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 Pair = tuple[float, float]
 
 
-def caption_text(caption: Any, style: str = "llava") -> str:
-    """The context as shown to the judge: LLaVA joins the caption with newlines whatever it is (a string
-    becomes one character per line); lmms-eval joins lists and keeps strings."""
-    if style == "lmms-eval" and not isinstance(caption, list):
-        return str(caption)
-    return "\n".join(caption)
+def caption_text(caption: Any) -> str:
+    """The context as shown to the judge (LLaVA's fixed script and lmms-eval alike): a list joined with
+    newlines, a string as it is."""
+    return "\n".join(caption) if isinstance(caption, list) else str(caption)
 
 
 def review_content(context: str, question: str, reference: str, answer: str, role: str, rule: str) -> str:
@@ -100,13 +99,12 @@ class Reviewer:
     system: str | None
     temperature: float
     max_tokens: int
-    caption_style: str
 
 
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 REVIEWERS = {
-    "official": Reviewer("official", parse_official, SYSTEM, 0.2, 1024, "llava"),
-    "lmms-eval": Reviewer("lmms-eval", parse_lmms_eval, None, 0.0, 1024, "lmms-eval"),
+    "official": Reviewer("official", parse_official, SYSTEM, 0.2, 1024),
+    "lmms-eval": Reviewer("lmms-eval", parse_lmms_eval, None, 0.0, 1024),
 }
 
 
@@ -120,7 +118,6 @@ def reviewer_for(settings: Mapping[str, Any]) -> Reviewer:
         system,
         float(settings.get("judge_temperature", base.temperature)),
         int(settings.get("judge_max_tokens", base.max_tokens)),
-        base.caption_style,
     )
 
 
@@ -131,7 +128,7 @@ def review_messages(sample: Sample, answer: str, reviewer: Reviewer) -> list[dic
     if rule is None:
         path = meta.get("rule_path", "llava-bench-in-the-wild/rule.json")
         raise DataError(f"{path}: LLaVA's rule file not found (llava/eval/table/rule.json of haotian-liu/LLaVA)")
-    context = caption_text(meta["caption"], reviewer.caption_style)
+    context = caption_text(meta["caption"])
     content = review_content(context, sample.question, meta["reference"], answer, rule["role"], rule["prompt"])
     messages = [{"role": "user", "content": content}]
     if reviewer.system is not None:

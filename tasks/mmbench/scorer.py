@@ -180,7 +180,7 @@ def ask_judge(
     for attempt in range(JUDGE_TRIES):
         # Each try is a fresh call, as in VLMEvalKit: the try index keeps a caching judge from replaying try 0.
         messages = [{"role": "user", "content": prompt}]
-        reply = judge.complete(messages, temperature=0.0, max_tokens=max_tokens, run=attempt)
+        reply = judge.complete(messages, temperature=0.0, max_tokens=max_tokens, attempt=attempt)
         log.calls += 1
         if reply.model:
             log.models.add(reply.model)

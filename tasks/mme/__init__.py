@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.data.readers import read_tsv
-from harness.errors import DataError
+from harness.errors import DataError, UsageError
 from harness.judging.contract import Judge
 from harness.stats.bootstrap import Estimands
 from harness.task import Settings
@@ -165,10 +165,19 @@ class MMETask(LlavaTask):
     def score_path(
         self, path: Path, data_root: Path | None, settings: Settings | None = None, judge: Judge | None = None
     ) -> TaskResult | None:
-        """Directory mode: score an eval-tool results folder (14 ``<subtask>.txt`` files, 4 columns)."""
+        """Directory mode: score an eval-tool results folder (14 ``<subtask>.txt`` files, 4 columns) with the
+        eval tool's calculation; refused under a protocol with another MME scorer (lmms-eval parses answers
+        differently, and a folder holds no question ids to group by)."""
         path = Path(path)
         if not path.is_dir():
             return None
+        scorer = self.resolve(settings).get("scorer")
+        if scorer != "official":
+            raise UsageError(
+                f"{path}: an MME eval_tool results folder is scored only by the eval tool's calculation.py"
+                f" (scorer 'official', protocol llava15), not by scorer '{scorer}'; score the answers JSONL"
+                " or a samples log instead"
+            )
         sample_ids = None
         if data_root is not None and (Path(data_root) / LLAVA_QUESTIONS).is_file():
             sample_ids = {

@@ -21,8 +21,8 @@ header's first cell reads "gpt_query_prompt" (derived here from the same file), 
 more call whose reply is never read; once the temperature reaches 2.0 the score is 0.0. A number out of
 [0, 1] is asked again at the same temperature; lmms-eval has no limit, this code stops after
 ``LMMS_SAME_TEMPERATURE_LIMIT`` asks (score 0.0, counted as a parse failure). An empty reply is asked up
-to 3 times (lmms-eval's ``patience``), then scores 0.0. With a caching judge, a repeated ask (same
-messages, temperature and run) is answered from the cache, so these re-asks repeat the cached reply.
+to 3 times (lmms-eval's ``patience``), then scores 0.0. Every call of an item's chain carries its index
+as the judge's ``attempt``, so a caching judge asks each re-ask anew, as lmms-eval does.
 
 A judge call that fails in transport (``JudgeReply.error``, after the judge's own retries) leaves the item
 out of that run's means; it is counted and noted, never scored 0. Both graders keep every call's record.
@@ -106,7 +106,11 @@ def _ask(
     judge: Judge, grade: Grade, content: str, temperature: float, max_tokens: int, run: int, asked: str
 ) -> JudgeReply:
     reply = judge.complete(
-        [{"role": "user", "content": content}], temperature=temperature, max_tokens=max_tokens, run=run
+        [{"role": "user", "content": content}],
+        temperature=temperature,
+        max_tokens=max_tokens,
+        run=run,
+        attempt=len(grade.calls),  # each call of the chain is asked anew, never replayed from the cache
     )
     grade.calls.append({"asked": asked, "temperature": temperature, **reply.record()})
     if reply.model:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.judging.cache import JudgeCache
+from harness.judging.cache import JudgeCache, JudgeKey
 from harness.judging.contract import Judge, JudgeReply, judge_map
 from harness.judging.setup import JudgeOptions, OpenAIJudge, build_judge, messages_hash
 from harness.results.schema import load_results
@@ -87,6 +87,43 @@ def test_run_index_is_part_of_the_cache_key(replay: ReplayServer, tmp_path: Path
     assert ask(rescoring, "size?", 1).cached and len(replay.requests) == 3
     other = make_judge(replay.url.replace("127.0.0.1", "localhost"), cache)  # another endpoint identity
     assert not ask(other, "size?", 1).cached and len(replay.requests) == 4
+    cache.close()
+
+
+def test_a_re_ask_is_a_call_of_its_own_with_the_cache_on(tmp_path: Path) -> None:
+    """MM-Vet's lmms-eval grader asks again after an empty and an out-of-range reply: each re-ask reaches the
+    server (attempt in the cache key), and re-scoring replays the whole chain from the cache."""
+    from tasks.mmvet.scorer import grade_lmms_eval
+
+    replies = iter(["", "3", "0.5"])
+    with replay_server(replies=lambda _prompt: next(replies)) as server:
+        cache = JudgeCache(tmp_path / "cache.sqlite")
+        grade = grade_lmms_eval(make_judge(server.url, cache), "Q | GT | answer |", run=0)
+        assert grade.score == 0.5 and len(server.requests) == 3
+        assert [c["settings"].get("attempt", 0) for c in grade.calls] == [0, 1, 2]
+        again = grade_lmms_eval(make_judge(server.url, cache), "Q | GT | answer |", run=0)
+        assert again.score == 0.5 and len(server.requests) == 3 and all(c["cached"] for c in again.calls)
+        cache.close()
+
+
+def test_a_cache_from_before_attempts_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "cache.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE judge_replies (model TEXT NOT NULL, endpoint TEXT NOT NULL, prompt_hash TEXT NOT NULL,"
+            " temperature REAL NOT NULL, max_tokens INTEGER NOT NULL, run INTEGER NOT NULL, reply TEXT NOT NULL,"
+            " created REAL NOT NULL, PRIMARY KEY (model, endpoint, prompt_hash, temperature, max_tokens, run))"
+        )
+        conn.execute("INSERT INTO judge_replies VALUES ('m', 'e', 'h', 0.0, 3, 1, ?, 0)", (json.dumps({"text": "1"}),))
+    conn.close()
+    cache = JudgeCache(path)
+    hit = cache.get(JudgeKey("m", "e", "h", 0.0, 3, 1))
+    assert hit is not None and hit.text == "1" and hit.cached
+    assert cache.get(JudgeKey("m", "e", "h", 0.0, 3, 1, attempt=1)) is None
+    cache.put(JudgeKey("m", "e", "h", 0.0, 3, 1, attempt=1), JudgeReply(text="0"))
+    assert cache.get(JudgeKey("m", "e", "h", 0.0, 3, 1, attempt=1)).text == "0"  # type: ignore[union-attr]
     cache.close()
 
 

@@ -130,6 +130,23 @@ def test_a_partial_table_takes_llava15_values_for_the_keys_it_leaves_out(tmp_pat
     assert protocol.settings_for(gqa) == {"prompt": "llava", "max_new_tokens": 64, "scorer": "official"}
 
 
+def test_defaults_reach_every_task_and_a_task_table_overrides_them(tmp_path: Path) -> None:
+    path = tmp_path / "tags.toml"
+    path.write_text(
+        'name = "tags"\nversion = "0"\n[defaults]\nreasoning_tags = [["<r>", "</r>"]]\nmax_new_tokens = 8\n'
+        '[tasks.gqa]\nmax_new_tokens = 64\n[tasks.mme]\nreasoning_tags = []\n',
+        encoding="utf-8",
+    )
+    protocol = load_protocol(path)
+    gqa, mme = get_task("gqa"), get_task("mme")
+    assert protocol.settings_for(gqa)["reasoning_tags"] == [["<r>", "</r>"]]
+    assert protocol.settings_for(gqa)["max_new_tokens"] == 64 and protocol.settings_for(mme)["max_new_tokens"] == 8
+    assert protocol.settings_for(mme)["reasoning_tags"] == []
+    plain = tmp_path / "plain.toml"
+    plain.write_text(path.read_text(encoding="utf-8").replace("[[\"<r>\", \"</r>\"]]", "[]"), encoding="utf-8")
+    assert load_protocol(plain).content_hash != protocol.content_hash
+
+
 # ----------------------------------------------------------------------------------------------
 # errors
 
@@ -163,6 +180,9 @@ def test_a_builder_that_needs_a_missing_setting_names_it() -> None:
         ('name = "x"\nversion = "1"\n[tasks.gqa]\nstop = "ASSISTANT:"\n', "'tasks.gqa.stop' must be a list"),
         ('name = "x"\nversion = "1"\n[tasks.mmvet]\ntemperature = true\n', "'tasks.mmvet.temperature' must be"),
         ('name = "x"\nversion = "1"\n[tasks.gqa]\nprompt = 1\n', "'tasks.gqa.prompt' must be a string"),
+        ('name = "x"\nversion = "1"\ndefaults = 1\n', "field 'defaults' must be a table"),
+        ('name = "x"\nversion = "1"\n[defaults]\nreasoning_tags = ["<think>"]\n', "'defaults.reasoning_tags' must"),
+        ('name = "x"\nversion = "1"\n[defaults]\nreasoning_tags = [["<t>", ""]]\n', "'defaults.reasoning_tags'"),
     ],
 )
 def test_a_malformed_file_is_a_one_line_error_naming_the_file_and_field(tmp_path: Path, text: str, field: str) -> None:

@@ -50,7 +50,9 @@ class ReplayJudge:
     def key_of(self, content: str) -> str | None:
         return next((key for key in self.replies if key in content), None)
 
-    def complete(self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0) -> JudgeReply:
+    def complete(
+        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0, attempt: int = 0
+    ) -> JudgeReply:
         settings = {"temperature": temperature, "max_tokens": max_tokens, "run": run}
         digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()
         with self._lock:

@@ -23,7 +23,7 @@ from harness.types import Response, Sample, TaskResult
 from tasks.llava_bench import LlavaBenchTask
 from tasks.llava_bench import demo as bench_demo
 from tasks.llava_bench.prepare import prepare_root
-from tasks.llava_bench.scorer import caption_text, parse_lmms_eval, parse_official, review_content, summarize
+from tasks.llava_bench.scorer import caption_text, parse_lmms_eval, parse_official, summarize
 from tests.helpers.replay_judge import ReplayJudge
 
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
@@ -88,31 +88,41 @@ def replay(tuples: dict[str, list[str]], **kwargs) -> ReplayJudge:
 # message
 
 
-def test_review_content_of_a_hand_made_item_with_the_caption_quirk(samples: list[Sample], task: LlavaBenchTask) -> None:
-    judge = replay({"0": ["8 7"]})
-    task.score(samples[:1], answers(samples), {**LLAVA, "judge_runs": 1}, judge)
-    assert judge.calls[0].messages == [
-        {"role": "system", "content": SYSTEM},
-        {
-            "role": "user",
-            "content": "[Context]\nA\n \nc\na\nt\n.\n\n"
-            "[Question]\nWhat is it?\n\n"
-            "[Assistant 1]\nreference 0\n\n[End of Assistant 1]\n\n"
-            "[Assistant 2]\nmodel answer 0\n\n[End of Assistant 2]\n\n"
-            "[System]\nRate the two chats.\n\n",
-        },
-    ]
-    assert (judge.calls[0].temperature, judge.calls[0].max_tokens, judge.calls[0].run) == (0.2, 1024, 0)
-
-
-def test_rule_role_and_list_caption(samples: list[Sample]) -> None:
-    content = review_content(caption_text(samples[1].metadata["caption"]), "Q", "R", "A", "Helper", "P")
-    assert (
-        content == "[Context]\nA\n \nc\na\nt\n.\n\n[Question]\nQ\n\n[Helper 1]\nR\n\n[End of Helper 1]\n\n"
-        "[Helper 2]\nA\n\n[End of Helper 2]\n\n[System]\nP\n\n"
+def _expected_content(caption: str, qid: int, question: str, category: str) -> str:
+    """The user message of eval_gpt_review_bench.py as fixed on 2023-08-16, written out by hand."""
+    role, prompt = RULES[f"llava_bench_{category}"]["role"], RULES[f"llava_bench_{category}"]["prompt"]
+    return (
+        f"[Context]\n{caption}\n\n"
+        f"[Question]\n{question}\n\n"
+        f"[{role} 1]\nreference {qid}\n\n[End of {role} 1]\n\n"
+        f"[{role} 2]\nmodel answer {qid}\n\n[End of {role} 2]\n\n"
+        f"[System]\n{prompt}\n\n"
     )
+
+
+@pytest.mark.parametrize("protocol", ["llava15", "lmms-eval"])
+def test_review_messages_byte_for_byte(samples: list[Sample], task: LlavaBenchTask, protocol: str) -> None:
+    """A string caption reaches the judge as it is, a list joined by newlines, under both protocols."""
+    settings = {**(LLAVA if protocol == "llava15" else LMMS), "judge_runs": 1}
+    judge = replay({"0": ["8 7"], "1": ["8 7"], "2": ["8 7"], "3": ["8 7"]})
+    task.score(samples, answers(samples), settings, judge)
+    by_item = {c.content: c for c in judge.calls}
+    expected = [
+        _expected_content("A cat.", 0, "What is it?", "conv"),
+        _expected_content("A cat.", 1, "Describe it.", "detail"),
+        _expected_content("A dog\non a mat.", 2, "Why is it funny?", "complex"),
+        _expected_content("A dog\non a mat.", 3, "What color?", "conv"),
+    ]
+    assert sorted(by_item) == sorted(expected)
+    system = [{"role": "system", "content": SYSTEM}] if protocol == "llava15" else []
+    for content in expected:
+        assert by_item[content].messages == [*system, {"role": "user", "content": content}]
+
+
+def test_caption_text() -> None:
+    assert caption_text("A cat.") == "A cat."
     assert caption_text(["A dog", "on a mat."]) == "A dog\non a mat."
-    assert caption_text("A cat.", "lmms-eval") == "A cat." and caption_text(["a", "b"], "lmms-eval") == "a\nb"
+    assert caption_text([]) == ""
 
 
 # ----------------------------------------------------------------------------------------------

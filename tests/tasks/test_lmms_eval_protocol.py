@@ -239,3 +239,55 @@ def test_score_cli_applies_the_lmms_eval_protocol(tmp_path: Path) -> None:
         results[protocol] = json.loads(proc.stdout)["scores"]
     assert results["llava15"]["perception"] == pytest.approx(50.0)
     assert results["lmms-eval"]["perception"] == pytest.approx(200.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reasoning tags: lmms-eval's command line cleans every answer before scoring
+
+
+TAG_CASES = [
+    "</think> no",
+    "<think>a</think> yes ",
+    "<think> yes",
+    "x</think>y</think>z",
+    "<analysis>q</analysis>B",
+    "<think>a</think><think>b</think> c",
+    "</think>a<think>b",
+    "  Yes.\n",
+    "<THINK>a</THINK> no",
+    "</analysis>x</think>y",
+    "",
+]
+
+
+def test_strip_reasoning_equals_lmms_eval_own_function() -> None:
+    """Our cleaning against lmms_eval.api.reasoning.strip_reasoning_tags run in lmms-eval's venv, with the
+    tags of the lmms-eval protocol file (its command line's default)."""
+    from bench.lmms_eval_env import ensure_venv
+    from harness.task import strip_reasoning
+
+    tags = load_protocol("lmms-eval").defaults["reasoning_tags"]
+    script = (
+        "import json, sys\n"
+        "from lmms_eval.api.reasoning import strip_reasoning_tags\n"
+        "tags, cases = json.load(sys.stdin)\n"
+        "print(json.dumps([strip_reasoning_tags(c, tags) for c in cases]))\n"
+    )
+    python = ensure_venv(log=lambda line: print(line, file=sys.stderr))
+    done = subprocess.run(
+        [str(python), "-c", script], input=json.dumps([tags, TAG_CASES]), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert [strip_reasoning(c, tags) for c in TAG_CASES] == json.loads(done.stdout)
+
+
+def test_reasoning_tags_change_the_lmms_eval_score_only(tmp_path: Path) -> None:
+    """``</think> no`` is "no" under lmms-eval (scored right), and unparsed under the official eval tool."""
+    task = GQATask()
+    samples = task.load(_gqa_root(tmp_path))[:1]  # gold "no"
+    answer = {samples[0].id: Response(text="<think>It is not red.</think>\n No")}
+    lmms = task.score(samples, answer, load_protocol("lmms-eval").settings_for(task))
+    official = task.score(samples, answer, load_protocol("llava15").settings_for(task))
+    assert lmms.samples[0].correct is True and official.samples[0].correct is False
+    untagged = {**load_protocol("lmms-eval").settings_for(task), "reasoning_tags": []}
+    assert task.score(samples, answer, untagged).samples[0].correct is False

@@ -117,7 +117,7 @@ class ScriptedJudge:
         self.settings: list[tuple[float, int]] = []
 
     def complete(
-        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0
+        self, messages: list[dict[str, str]], temperature: float, max_tokens: int, run: int = 0, attempt: int = 0
     ) -> JudgeReply:
         assert [m["role"] for m in messages] == ["user"]
         prompt = messages[0]["content"]

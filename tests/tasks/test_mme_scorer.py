@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from harness.errors import DataError
+from harness.errors import DataError, UsageError
+from harness.protocol import load_protocol
 from harness.types import Response, Sample
 from tasks.common.yesno import parse_yes_no
 from tasks.mme import MMETask
@@ -213,6 +216,23 @@ def test_directory_mode(tmp_path: Path) -> None:
     assert result.n_samples == 28
     assert result.samples[0].sample_id == "existence/x.jpg#1"
     assert result.samples[1].parsed == "yes" and result.samples[1].correct is False
+
+
+def test_directory_mode_is_refused_under_the_lmms_eval_protocol(tmp_path: Path) -> None:
+    """A folder would be scored by calculation.py's rules but recorded as lmms-eval: refused in one line."""
+    folder = _write_results_dir(tmp_path / "results")
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "score", "mme", "--answers", str(folder), "--protocol", "lmms-eval"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip()
+    assert "\n" not in message and "eval_tool results folder" in message and str(folder) in message
+    assert "scorer 'lmms-eval'" in message
+    with pytest.raises(UsageError, match=r"calculation\.py"):
+        MMETask().score_path(folder, None, load_protocol("lmms-eval").settings_for(MMETask()))
 
 
 def test_directory_mode_errors(tmp_path: Path) -> None:
