@@ -91,7 +91,8 @@ def score_val(
         rows.append((sample, scored.accuracy))
         detail = {"answers": list(scored.answers), "normalized": scored.normalized}
         per_sample.append(partial_credit(sample.id, scored.prediction, scored.accuracy, detail))
-    metrics = {"overall": _metric(rows, "VQA accuracy (leave-one-out over 10 answers), percent")}
+    description = f"VQA accuracy (leave-one-out over 10 answers), percent; {semantics(settings)}"
+    metrics = {"overall": _metric(rows, description)}
     by_type = _by(rows, "answer_type")
     for answer_type in ANSWER_TYPES:
         if answer_type in by_type:
@@ -103,6 +104,20 @@ def score_val(
     )
     breakdowns = {"answer_type": by_type, "question_type": _by(rows, "question_type")}
     return task_result((name, version, headline), metrics, per_sample, answers.counts, notes, breakdowns)
+
+
+_SEMANTICS = {
+    ("official", "evalai"): "vqaEval.py on answers passed through LLaVA's EvalAI answer processor (as uploaded)",
+    ("official", "none"): "vqaEval.py on the raw answers",
+    ("lmms-eval", "evalai"): "lmms-eval's vqav2_process_results on answers passed through the EvalAI processor",
+    ("lmms-eval", "none"): "lmms-eval's vqav2_process_results on the raw answers",
+}
+
+
+def semantics(settings: Mapping[str, Any]) -> str:
+    """Which scorer semantics a val number has (recorded in the metric's description)."""
+    key = (str(settings.get("scorer", "official")), str(settings.get("prediction_processor", "evalai")))
+    return _SEMANTICS.get(key, f"scorer {key[0]}, prediction processor {key[1]}")
 
 
 def estimands(records: Sequence[Record]) -> Estimands:

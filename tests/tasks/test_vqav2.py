@@ -106,6 +106,12 @@ def test_settings_none_is_llava15_with_evalai_predictions(tmp_path: Path) -> Non
     assert task.score(samples, answers, load_protocol("llava15").settings_for(task)).metrics["overall"].value == 100.0
     assert task.score(samples, answers, official_raw).metrics["overall"].value == 0.0
     assert task.score(samples, answers, load_protocol("lmms-eval").settings_for(task)).metrics["overall"].value == 100.0
+    described = {
+        "llava15": task.score(samples, answers).metrics["overall"].description,
+        "raw": task.score(samples, answers, official_raw).metrics["overall"].description,
+    }
+    assert "vqaEval.py on answers passed through LLaVA's EvalAI answer processor" in described["llava15"]
+    assert "vqaEval.py on the raw answers" in described["raw"]
 
 
 def test_protocols_differ_on_commas_and_uniform_number_words(tmp_path: Path) -> None:
@@ -281,7 +287,7 @@ def test_entry_points_and_protocol_settings() -> None:
         protocol = load_protocol(name)
         for task in (VQAv2Task(), VQAv2ValTask()):
             assert protocol.supports(task)
-            assert protocol.settings_for(task) == protocol.tasks[task.name]
+            assert protocol.settings_for(task) == {**protocol.defaults, **protocol.tasks[task.name]}
 
 
 # ----------------------------------------------------------------------------------------------
