@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from harness.errors import UsageError
 from harness.types import Request, Response
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 class ModelInfo(BaseModel):
@@ -95,3 +98,41 @@ def generate_or_split(
         if len(requests) == 1:
             return [Response(error=f"{type(exc).__name__}: {exc}")]
     return [r for req, val in zip(requests, values) for r in generate_or_split(adapter, [req], [val], on_call)]
+
+
+def check_device(device: str | None) -> str | None:
+    """``device`` when this machine and torch build can run on it (None: the adapter's default).
+
+    Otherwise a one-line UsageError naming ``--device``: a malformed device string, a CUDA device on a
+    torch build without CUDA or with no GPU visible, a GPU index past the visible ones, MPS off Apple silicon.
+    """
+    if device is None:
+        return None
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        raise UsageError(f"--device {device}: not a supported device; use cpu, cuda, cuda:N or mps")
+    if parsed.type == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            raise UsageError(
+                f"--device cuda: this torch build has no CUDA (torch {torch.__version__}); install a CUDA build "
+                "(see README) or use --device cpu"
+            )
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(
+                "--device cuda: no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES) "
+                "or use --device cpu"
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise UsageError(f"--device {device}: only {count} CUDA device(s) are visible (cuda:0 to cuda:{count - 1})")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(
+            "--device mps: MPS is not available here (it needs Apple silicon and a macOS torch build); "
+            "use --device cpu"
+        )
+    return device

@@ -1,16 +1,45 @@
-"""What the CLI prints: the run banner (demo labels included) and the final headline tables."""
+"""What the CLI prints: the run banner (demo labels included) and the final headline tables.
+
+Text from users, files and models (paths, model names, notes, answers) is untrusted: it reaches rich
+only through ``plain`` (markup escaped, so ``[/]`` prints as itself instead of crashing), and every
+text output goes through ``safe_text`` (control characters shown as ``\\x1b``-style escapes, so an
+answer cannot reset the terminal, set its title or hide text).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.adapter import ModelInfo
 from harness.protocol import Protocol
+from harness.results.outcome import judge_failures, scoring_failure
 from harness.results.schema import RunResult, TaskRecord
 from harness.types import Metric, TaskResult
+
+# C0 controls except tab and newline, DEL, and the C1 controls (U+0080-U+009F; U+009B is a one-character CSI).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# In JSON every C0 control is already escaped; DEL and C1 are written raw unless escaped here.
+_JSON_RAW_CONTROL = re.compile("[\x7f-\x9f]")
+
+
+def safe_text(text: object) -> str:
+    """``text`` with each control character but newline and tab replaced by a visible ``\\xNN`` escape."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def plain(text: object) -> str:
+    """Untrusted text for a rich markup string: control characters made visible, markup escaped."""
+    return escape(safe_text(text))
+
+
+def safe_json(text: str) -> str:
+    """Serialised JSON with DEL and C1 controls written as ``\\u00NN`` (the same data, nothing raw)."""
+    return _JSON_RAW_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def format_metric(metric: Metric) -> str:
@@ -26,27 +55,39 @@ def format_metric(metric: Metric) -> str:
 def print_banner(console: Console, info: ModelInfo, root: Path, demo_data: bool, protocol: Protocol) -> None:
     model_label = "[bold yellow]DEMO MODEL[/] " if info.is_demo else ""
     data_label = "[bold yellow]DEMO DATA[/] " if demo_data else ""
-    console.print(
-        f"model    {model_label}{info.name} ({info.spec}; {info.dtype} on {info.device}, template {info.template})"
-    )
-    console.print(f"data     {data_label}{root}")
-    console.print(f"protocol {protocol.name} v{protocol.version}")
+    about = f"{info.name} ({info.spec}; {info.dtype} on {info.device}, template {info.template})"
+    console.print(f"model    {model_label}{plain(about)}")
+    console.print(f"data     {data_label}{plain(root)}")
+    console.print(f"protocol {plain(protocol.name)} v{plain(protocol.version)}")
     if info.is_demo or demo_data:
         console.print("[yellow]demo results are synthetic: they show the pipeline works, not a benchmark score[/]")
 
 
-def _task_rows(table: Table, name: str, record: TaskRecord | TaskResult, rate: float | None) -> None:
-    first = True
-    for metric_name in record.headline:
-        metric = record.metrics.get(metric_name)
-        if metric is None:
-            continue
+def _value_cell(metric: Metric | None, record: TaskRecord | TaskResult, first: bool) -> str:
+    """The value, its s.e. and interval; "not computed" for a missing metric; judge failures beside it."""
+    if metric is None:
+        text = "not computed"
+    else:
         known = metric.ci_low is not None and metric.ci_high is not None
         interval = f"[{metric.ci_low:.2f}, {metric.ci_high:.2f}]" if known else ""
+        text = f"{metric.value:.2f}" + ("" if metric.stderr is None else f" ± {metric.stderr:.2f}") + f"\n{interval}"
+    failed = judge_failures(record) if first else None
+    if failed is not None:
+        text += f"\njudge failed on {failed[0]} of {failed[1]}"
+    return text
+
+
+def _task_rows(table: Table, name: str, record: TaskRecord | TaskResult, rate: float | None) -> None:
+    first = True
+    scored = scoring_failure(record) is None
+    for metric_name in record.headline:
+        metric = record.metrics.get(metric_name) if scored else None
+        if metric is None and (scored or not first):
+            continue
         table.add_row(
-            name if first else "",
-            metric_name,
-            f"{metric.value:.2f}" + ("" if metric.stderr is None else f" ± {metric.stderr:.2f}") + f"\n{interval}",
+            plain(name) if first else "",
+            plain(metric_name),
+            _value_cell(metric, record, first),
             str(record.n_samples) if first else "",
             str(record.n_errors) if first else "",
             str(record.n_parse_failures) if first else "",
@@ -64,32 +105,32 @@ def headline_table(title: str) -> Table:
 
 def print_run_summary(console: Console, result: RunResult, run_dir: Path) -> None:
     demo = " [DEMO]" if (result.data.is_demo or (result.model and result.model.is_demo)) else ""
-    table = headline_table(f"{result.run_id}{demo}")
+    table = headline_table(f"{plain(result.run_id)}{escape(demo)}")
     for name, record in result.tasks.items():
         _task_rows(table, name, record, record.timing.samples_per_second)
     console.print(table)
     for name, record in result.tasks.items():
         t = record.timing
         console.print(
-            f"{name}: {t.n_generated} generated, {t.n_cached} from cache, {t.seconds:.1f} s"
+            f"{plain(name)}: {t.n_generated} generated, {t.n_cached} from cache, {t.seconds:.1f} s"
             + (f", {record.n_errors} errors (see samples log)" if record.n_errors else "")
         )
         for note in record.notes:
-            console.print(f"  note: {note}")
-    console.print(f"results: {run_dir / 'results.json'}")
+            console.print(f"  note: {plain(note)}")
+    console.print(f"results: {plain(run_dir / 'results.json')}")
 
 
 def print_task_result(console: Console, result: TaskResult) -> None:
-    table = headline_table(f"{result.task} v{result.version}")
+    table = headline_table(f"{plain(result.task)} v{plain(result.version)}")
     _task_rows(table, result.task, result, None)
     console.print(table)
     others = [n for n in result.metrics if n not in result.headline]
     if others:
-        console.print("  " + ", ".join(f"{n} {format_metric(result.metrics[n])}" for n in others))
+        console.print("  " + ", ".join(f"{plain(n)} {format_metric(result.metrics[n])}" for n in others))
     for group, metrics in result.breakdowns.items():
-        cells = ", ".join(f"{k} {m.value:.2f}" for k, m in metrics.items())
-        console.print(f"  {group}: {cells}")
+        cells = ", ".join(f"{plain(k)} {m.value:.2f}" for k, m in metrics.items())
+        console.print(f"  {plain(group)}: {cells}")
     if result.n_missing:
         console.print(f"  [yellow]{result.n_missing} samples have no answer[/]")
     for note in result.notes:
-        console.print(f"  note: {note}")
+        console.print(f"  note: {plain(note)}")

@@ -21,3 +21,8 @@ class DataError(HarnessError):
 
 class StoreError(HarnessError):
     """The results store is missing, too old to read, or newer than this harness."""
+
+
+class ScoringFailed(HarnessError):
+    """A task was run or scored but its headline number could not be computed (every judge call failed, no
+    answer to score); the run is recorded with status ``failed``."""

@@ -2,9 +2,11 @@
 
 Shared by the judges (``harness.judging.setup``) and the ``openai`` model adapter. Transport failures
 (connection refused or dropped, timeouts, HTTP 408/409/429/5xx) are retried with exponential
-backoff; other HTTP errors (400, 401, 404...) are not, since repeating them cannot help. After the
-last try the failure comes back as ``ChatOutcome.error``: a call never raises. The API key is
-removed from every error text, so it cannot reach a log or a results file.
+backoff, waiting at least what a ``Retry-After`` header asks (capped); other HTTP errors (400, 401,
+404...) are not, since repeating them cannot help. A reply that is not a chat completion (an HTML page,
+a JSON list, ``choices`` or ``message`` missing or of the wrong type) is an error too. After the last
+try the failure comes back as ``ChatOutcome.error``: a call never raises. The API key is removed from
+every error and every reply text, so it cannot reach a log, a cache or a results file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +27,7 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 PLACEHOLDER_KEY = "no-key"  # sent to a local server when no key is set (the client insists on one)
 RETRY_STATUS = frozenset({408, 409, 429})
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+RETRY_AFTER_CAP = 120.0  # seconds: the longest Retry-After honoured
 
 
 def normalise_base_url(url: str, flag: str) -> str:
@@ -92,17 +96,22 @@ class ChatClient:
         """One chat completion; retried on transport errors, never raising."""
         start = time.perf_counter()
         last = ""
+        wait = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self._delay(attempt))
+                time.sleep(max(self._delay(attempt), wait))
             try:
                 completion = self._client.chat.completions.create(**payload)
             except Exception as exc:  # every failure becomes data
                 last = self._describe(exc)
+                wait = _retry_after(exc)
                 if self._retryable(exc):
                     continue
                 return ChatOutcome(error=last, attempts=attempt + 1, seconds=time.perf_counter() - start)
-            outcome = self._read(completion)
+            try:
+                outcome = self._read(completion)
+            except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+                outcome = ChatOutcome(error=self.redact(f"reply from {self.base_url} is not a chat completion ({exc})"))
             outcome.attempts = attempt + 1
             outcome.seconds = time.perf_counter() - start
             return outcome
@@ -131,17 +140,27 @@ class ChatClient:
         return self.redact(" ".join(text.split()))
 
     def _read(self, completion: Any) -> ChatOutcome:
-        choices = getattr(completion, "choices", None) or []
-        if not choices:
-            return ChatOutcome(error=f"reply from {self.base_url} has no choices", model=str(completion.model or ""))
+        """The reply's text and model; ValueError/TypeError when it is not a chat completion."""
+        if isinstance(completion, (str, bytes, list)) or not hasattr(completion, "choices"):
+            raise ValueError(f"got {type(completion).__name__}")
+        model = self.redact(str(getattr(completion, "model", "") or ""))
+        choices = completion.choices
+        if choices is None or (isinstance(choices, list) and not choices):
+            return ChatOutcome(error=f"reply from {self.base_url} has no choices", model=model)
+        if not isinstance(choices, list):
+            raise ValueError(f"'choices' is {type(choices).__name__}, not a list")
         first = choices[0]
+        message = getattr(first, "message", None)
+        content = getattr(message, "content", None) if message is not None else None
+        if message is None or not (content is None or isinstance(content, str)):
+            raise ValueError("'choices[0].message' has no text content")
         usage = getattr(completion, "usage", None)
         return ChatOutcome(
-            text=first.message.content or "",
-            model=str(completion.model or ""),
-            finish_reason=first.finish_reason,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            text=self.redact(content or ""),
+            model=model,
+            finish_reason=getattr(first, "finish_reason", None),
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", 0)),
         )
 
     def redact(self, text: str) -> str:
@@ -152,3 +171,24 @@ class ChatClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _retry_after(exc: Exception) -> float:
+    """Seconds a ``Retry-After`` header on an error response asks to wait (0 when absent or unreadable)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(max(0.0, seconds), RETRY_AFTER_CAP)

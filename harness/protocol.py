@@ -199,6 +199,7 @@ _SETTING_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "post_prompt": (_is_str, "a string"),
     "prediction_processor": (_is_str, "a string"),
     "submission_processor": (_is_str, "a string"),
+    "unmatched_without_judge": (lambda v: v in ("wrong", "random"), '"wrong" or "random"'),
     "judge_model": (_is_str, "a string"),
     "max_new_tokens": (_is_positive_int, "a positive integer"),
     "judge_runs": (_is_positive_int, "a positive integer"),

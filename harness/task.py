@@ -84,6 +84,12 @@ class Task(ABC):
     def load(self, data_root: Path) -> list[Sample]:
         """Read the official files into samples, in the official file order. Never opens images."""
 
+    def load_for_scoring(self, data_root: Path) -> list[Sample]:
+        """Samples from the ``needed_for="score"`` files alone (``harness score`` without run-only files such
+        as LLaVA's question files), with the ids, targets and scored metadata ``load`` gives. Default:
+        ``load`` (tasks whose scorer reads every file but the images)."""
+        return self.load(data_root)
+
     def build_request(self, sample: Sample, settings: Mapping[str, Any]) -> Request:
         """The request for one sample: the text of the prompt builder ``settings["prompt"]`` names, with
         the protocol's generation settings. ``settings`` is the protocol's task table (see ``resolve``)."""

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ class ImageRef:
 
     path: str = ""
     data: bytes = b""
+    root: str = ""  # the data root a file path must stay inside ("": not checked)
 
     def identity(self) -> str:
         """A cheap identity for cache keys: path + size + mtime for files, a digest for bytes.
@@ -46,9 +48,20 @@ class ImageRef:
         if self.data:
             img = Image.open(io.BytesIO(self.data))
         else:
-            img = Image.open(self.path)
+            img = Image.open(self.checked_path())
         img.load()
         return img.convert("RGB")
+
+    def checked_path(self) -> str:
+        """The file path, once it is known to stay inside ``root`` (no ``..`` or absolute escape) and to name
+        a regular file (a FIFO or a device would block or never end); OSError/ValueError otherwise."""
+        if self.root:
+            relative = os.path.relpath(os.path.normpath(self.path), os.path.normpath(self.root))
+            if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
+                raise ValueError(f"{self.path}: the image path leaves the data root {self.root}")
+        if not stat.S_ISREG(os.stat(self.path).st_mode):
+            raise OSError(f"{self.path}: not a regular file")
+        return self.path
 
     def describe(self) -> str:
         return self.path if self.path else f"<{len(self.data)} embedded bytes>"
@@ -131,6 +144,35 @@ class Response:
         fields = ("text", "error", "prompt_tokens", "output_tokens", "seconds", "cached")
         return cls(**{k: data[k] for k in fields if k in data})
 
+    @classmethod
+    def from_record(cls, data: Any) -> Response:
+        """``from_json`` for a record read from a file: ValueError naming the field when ``data`` is not a
+        response (not an object, a text that is no string, counts that are no numbers). Never coerces."""
+        if not isinstance(data, dict):
+            raise ValueError(f"'response' is {json_kind(data)}, not an object")
+        if not isinstance(data.get("text", ""), str):
+            raise ValueError(f"'response.text' is {json_kind(data['text'])}, not a string")
+        if data.get("error") is not None and not isinstance(data["error"], str):
+            raise ValueError(f"'response.error' is {json_kind(data['error'])}, not a string")
+        for key in ("prompt_tokens", "output_tokens", "seconds"):
+            value = data.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                raise ValueError(f"'response.{key}' is {json_kind(value)}, not a number")
+        return cls.from_json(data)
+
+
+def json_kind(value: Any) -> str:
+    """How a JSON value reads in an error message: ``null``, ``a number (5)``, ``a list``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+
 
 # ---------------------------------------------------------------------------------------------
 # Scoring output (serialised into results.json)
@@ -181,7 +223,8 @@ class DataFile(BaseModel):
 
     path: str  # relative to the data root, '/'-separated
     kind: Literal["file", "dir"] = "file"
-    needed_for: Literal["score", "run"] = "score"  # images are needed only to run a model
+    # "score": the official scorer reads it (so a run does too); "run": only a run (images, prompt-only files)
+    needed_for: Literal["score", "run"] = "score"
     description: str = ""
     source: str = ""  # where to get it
     alternatives: list[str] = Field(default_factory=list)  # other paths that serve instead (newer layouts)

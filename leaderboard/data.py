@@ -235,7 +235,19 @@ def board_csv(board: Board) -> bytes:
     for task in board.tasks:
         cols += [task, f"{task} ci_low", f"{task} ci_high"]
     cols.append("reference")
-    return t.reindex(columns=cols).to_csv(index=False).encode("utf-8")
+    table = t.reindex(columns=cols)
+    for column in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = table[column].map(_inert_cell)
+    return table.to_csv(index=False).encode("utf-8")
+
+
+def _inert_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) gets a
+    leading ``'``, so opening the CSV shows the text instead of evaluating it."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def choices(runs: pd.DataFrame, column: str) -> list[str]:

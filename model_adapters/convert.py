@@ -30,7 +30,8 @@ from model_adapters.formats.runtime import (
     checkpoint_state,
     read_lm_head_bias,
 )
-from model_adapters.formats.tensors import Tensors, first_line, main_float_dtype
+from model_adapters.formats.tensors import Tensors, main_float_dtype
+from model_adapters.loading import check_vocabulary, load_pretrained, load_tokenizer
 from model_adapters.templates import ChatTemplate
 
 CONVERT_ARGS = ("base", "tower", "conv", "dtype", "image_aspect_ratio")
@@ -102,21 +103,19 @@ def _load_other(converted: Converted, dtype: torch.dtype | None) -> _Model:
 
 
 def _load_hf_llava(path: Path, dtype: torch.dtype | None) -> _Model:
-    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
 
     from model_adapters.tinyllava import load_image_processor
 
-    kwarg = {"dtype": dtype} if dtype is not None else {"dtype": "auto"}
-    try:
-        model = LlavaForConditionalGeneration.from_pretrained(path, **kwarg)
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"cannot load checkpoint {path}: {first_line(exc)}") from exc
+    tokenizer = load_tokenizer(path)
+    image_processor = load_image_processor(path).to_dict()
+    model = load_pretrained(LlavaForConditionalGeneration, path, dtype=dtype if dtype is not None else "auto")
+    check_vocabulary(tokenizer, model, path, path)
     bias = read_lm_head_bias(path)
     live = model.get_output_embeddings().out_features
     if bias is not None:
         live = int((bias > torch.finfo(torch.float32).min).sum())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    return _Model(model.eval(), tokenizer, load_image_processor(path).to_dict(), bias, live, [])
+    return _Model(model.eval(), tokenizer, image_processor, bias, live, [])
 
 
 def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, source_format: str) -> None:

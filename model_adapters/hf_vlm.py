@@ -17,11 +17,13 @@ from typing import Any
 
 import torch
 
-from harness.adapter import ModelAdapter, ModelInfo
+from harness.adapter import ModelAdapter, ModelInfo, check_device
 from harness.errors import HarnessError, UsageError
 from harness.types import IMAGE_PLACEHOLDER, Request, Response
 from model_adapters.fingerprint import fingerprint as checkpoint_fingerprint
 from model_adapters.hf_messages import request_messages
+from model_adapters.loading import load_pretrained
+from model_adapters.loading import load_processor as load_checked_processor
 
 ADAPTER_VERSION = "hf-1"
 MODEL_ARGS = ("dtype", "attn", "max_pixels")
@@ -103,12 +105,7 @@ def set_max_pixels(image_processor: Any, max_pixels: int) -> None:
 
 def load_processor(path: Path, settings: Settings) -> Any:
     """The checkpoint's processor, left-padding, with a chat template; errors name the checkpoint."""
-    from transformers import AutoProcessor
-
-    try:
-        processor = AutoProcessor.from_pretrained(path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise HarnessError(f"cannot load the processor of checkpoint {path}: {exc}") from exc
+    processor = load_checked_processor(path)
     if not hasattr(processor, "image_processor") or not hasattr(processor, "tokenizer"):
         raise HarnessError(
             f"checkpoint {path} has no multimodal processor (processor_config.json with an image processor)"
@@ -138,15 +135,9 @@ def load_model(path: Path, settings: Settings) -> Any:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    try:
-        model, loading = AutoModelForImageTextToText.from_pretrained(
-            path, attn_implementation=settings.attn, output_loading_info=True, **dtype_kwarg(settings.dtype)
-        )
-    except (OSError, ValueError, ImportError, KeyError) as exc:
-        raise HarnessError(f"cannot load checkpoint {path} as an image-text-to-text model: {exc}") from exc
-    missing = sorted(loading.get("missing_keys") or ()) + sorted(loading.get("mismatched_keys") or ())
-    if missing:
-        raise HarnessError(f"checkpoint {path}: {len(missing)} missing or mismatched weight(s), e.g. {missing[0]}")
+    model = load_pretrained(
+        AutoModelForImageTextToText, path, attn_implementation=settings.attn, **dtype_kwarg(settings.dtype)
+    )
     return model.to(settings.device).eval()
 
 
@@ -244,6 +235,7 @@ class HFVLMAdapter(ModelAdapter):
 
     @classmethod
     def from_spec(cls, target: str, args: Mapping[str, str], device: str | None, seed: int) -> HFVLMAdapter:
+        device = check_device(device)
         path = resolve_checkpoint(target)
         settings = parse_settings(args, device or ("cuda" if torch.cuda.is_available() else "cpu"))
         local = Path(target).expanduser().exists()

@@ -44,7 +44,7 @@ def image_data_url(image: ImageRef) -> str:
     """
     from PIL import Image
 
-    data = image.data or Path(image.path).read_bytes()
+    data = image.data or Path(image.checked_path()).read_bytes()
     decoded = Image.open(io.BytesIO(data))
     decoded.load()
     mime = SENT_AS_IS.get(decoded.format or "")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.adapter import ModelAdapter, ModelInfo
+from harness.adapter import ModelAdapter, ModelInfo, check_device
 from harness.errors import HarnessError, UsageError
 from harness.types import IMAGE_PLACEHOLDER, Request, Response
 from model_adapters.fingerprint import file_digests
@@ -31,6 +31,7 @@ from model_adapters.formats import FORMATS, Converted, Detected, detect
 from model_adapters.formats import load as load_converted
 from model_adapters.formats.preview import declared_settings
 from model_adapters.formats.runtime import attach_lm_head_bias, build_model, read_lm_head_bias
+from model_adapters.loading import check_vocabulary, describe, load_pretrained, load_tokenizer, quiet_transformers
 from model_adapters.templates import ChatTemplate, get_template, template_names
 
 ADAPTER_VERSION = "tinyllava-1"
@@ -178,7 +179,13 @@ def load_image_processor(path: Path) -> Any:
     else:
         raise HarnessError(f"checkpoint {path} has no preprocessor_config.json (image processor settings)")
     processor = image_processor_from_dict(config)
-    return processor if processor is not None else AutoImageProcessor.from_pretrained(path)
+    if processor is not None:
+        return processor
+    try:
+        with quiet_transformers():
+            return AutoImageProcessor.from_pretrained(path)
+    except Exception as exc:  # image processor loaders raise many types
+        raise HarnessError(f"cannot load the image processor of checkpoint {path}: {describe(exc)}") from exc
 
 
 def image_processor_from_dict(config: Mapping[str, Any]) -> Any:
@@ -292,24 +299,17 @@ class LlavaPreparer:
 
 
 def load_model(path: Path, settings: Settings) -> Any:
-    """The Llava model in eval mode on the chosen device and dtype (with a stored lm_head bias re-attached)."""
+    """The Llava model in eval mode on the chosen device and dtype (with a stored lm_head bias re-attached).
+
+    Damaged weight files, and weights missing or shaped unlike config.json, are one-line errors.
+    """
     from transformers import LlavaForConditionalGeneration
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the run has its own progress display
-    try:
-        model, loading = LlavaForConditionalGeneration.from_pretrained(
-            path, attn_implementation=settings.attn, output_loading_info=True, **_dtype_kwarg(settings.dtype)
-        )
-    except (OSError, ValueError, ImportError) as exc:
-        raise HarnessError(f"cannot load checkpoint {path}: {exc}") from exc
-    missing = sorted(loading.get("missing_keys") or ()) + sorted(loading.get("mismatched_keys") or ())
-    if missing:  # these would silently stay randomly initialised
-        shown = ", ".join(str(k) for k in missing[:5])
-        raise HarnessError(
-            f"checkpoint {path} does not match the Llava model: {len(missing)} missing or mismatched "
-            f"weight(s), e.g. {shown}"
-        )
+    model = load_pretrained(
+        LlavaForConditionalGeneration, path, attn_implementation=settings.attn, **_dtype_kwarg(settings.dtype)
+    )
     bias = read_lm_head_bias(path)
     if bias is not None:
         attach_lm_head_bias(model, bias)
@@ -447,8 +447,6 @@ class TinyLlavaAdapter(ModelAdapter):
         seed: int,
         converted: Converted | None = None,
     ) -> None:
-        from transformers import AutoTokenizer
-
         self.path = path
         self.settings = settings
         self.seed = seed
@@ -457,10 +455,11 @@ class TinyLlavaAdapter(ModelAdapter):
             label: file_digests(root) for label, root in (converted.sources if converted else {}).items()
             if root != path
         }
-        if converted is None:
-            self.model = load_model(path, settings)
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
+        if converted is None:  # tokenizer and image processor first: their errors come before the weights load
+            self.tokenizer = load_tokenizer(path)
             image_processor = load_image_processor(path)
+            self.model = load_model(path, settings)
+            check_vocabulary(self.tokenizer, self.model, path, path)
         else:
             self.model = build_model(converted, DTYPES[settings.dtype], settings.attn, settings.device)
             self.tokenizer = converted.tokenizer
@@ -501,6 +500,7 @@ class TinyLlavaAdapter(ModelAdapter):
 
     @classmethod
     def from_spec(cls, target: str, args: Mapping[str, str], device: str | None, seed: int) -> TinyLlavaAdapter:
+        device = check_device(device)
         path, is_demo = resolve_checkpoint(target)
         check_model_args(args)
         detected = detect(path)

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "harness.cli.stats",  # compare, gate, plan
     "harness.cli.listing",  # list
     "harness.cli.data",
+    "harness.cli.store",  # store list, check, clean, rebuild
 )
 ENTRY_POINT_GROUP = "harness.commands"
 
@@ -55,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args, argv))
     except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from harness.console import safe_text
+
+        print(f"error: {safe_text(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: finished work is saved; run the same command again to resume", file=sys.stderr)

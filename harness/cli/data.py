@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from harness.errors import HarnessError, UsageError
 
 _PREPARE_ONLY = ("source", "revision", "repo")
+NEEDED_FOR = {"score": "score and run", "run": "run only"}  # what DataFile.needed_for means, in words
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +64,8 @@ def check(task_name: str | None, data_root: str | None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.data.check import check_task, resolve_data_root
+    from harness.console import plain
+    from harness.data.check import check_task, has_data, load_for, resolve_data_root
     from harness.registry import get_task, task_names
 
     tasks = [get_task(task_name)] if task_name else [get_task(n) for n in task_names()]
@@ -71,24 +73,27 @@ def check(task_name: str | None, data_root: str | None) -> int:
     console = Console()
     missing = 0
     for task in tasks:
-        table = Table(title=f"{task.name} v{task.version}" + (f" under {root}" if root else ""), title_justify="left")
+        title = f"{task.name} v{task.version}" + (f" under {root}" if root else "")
+        table = Table(title=plain(title), title_justify="left")
         for col in ("path", "needed for", "status" if root else "description", "source"):
             table.add_column(col)
         if root is None:
             for f in task.data_files():
-                table.add_row(f.path, f.needed_for, f.description, f.source)
+                table.add_row(f.path, NEEDED_FOR[f.needed_for], f.description, f.source)
         else:
             for st in check_task(task, root, "run"):
                 missing += not st.present
-                status = f"[green]ok[/] {st.detail}" if st.present else "[red]MISSING[/]"
-                table.add_row(st.spec.path, st.spec.needed_for, status, "" if st.present else st.spec.source)
+                status = f"[green]ok[/] {plain(st.detail)}" if st.present else "[red]MISSING[/]"
+                source = "" if st.present else st.spec.source
+                table.add_row(st.spec.path, NEEDED_FOR[st.spec.needed_for], status, source)
         console.print(table)
-        if root is not None and all(s.present for s in check_task(task, root, "score")):
+        if root is not None and has_data(task, root, "score"):
+            only_score = "" if has_data(task, root, "run") else " (enough to score answers; a run needs the rest)"
             try:
-                console.print(f"  {len(task.load(root))} samples")
+                console.print(f"  {len(load_for(task, root, 'score'))} samples{only_score}")
             except HarnessError as exc:
                 missing += 1
-                console.print(f"  [red]cannot load:[/] {exc}")
+                console.print(f"  [red]cannot load:[/] {plain(exc)}")
     if root is None:
         console.print("check a root with: python -m harness data --data-root DIR")
     return 1 if missing else 0

@@ -20,6 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.console import safe_text
     from harness.importers.lmms_eval import import_lmms_eval
 
     runs = import_lmms_eval(args.path, args.output_dir, args.store, list(argv))
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
             for metric in rec.headline[:1]
             if metric in rec.metrics
         )
-        print(f"imported {run.source} -> {run.run_dir} ({headlines or 'no metrics'})")
+        print(safe_text(f"imported {run.source} -> {run.run_dir} ({headlines or 'no metrics'})"))
         for note in run.notes:
-            print(f"  note: {note}")
+            print(safe_text(f"  note: {note}"))
     return 0

@@ -29,7 +29,8 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "tasks": [
                 {"name": t.name, "version": t.version, "judged": t.judged, "default_judge": t.default_judge,
                  "headline": list(t.headline), "description": t.description,
-                 "files": [f.model_dump() for f in t.data_files()]}
+                 "files": [f.model_dump() for f in t.data_files()],
+                 "score_files": score_files(t), "run_only_files": run_only_files(t)}
                 for t in tasks
             ],
             "models": [{"name": a.name, "description": a.description} for a in adapters],
@@ -38,12 +39,15 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     console = Console()
     table = Table(title="tasks")
-    for col in ("task", "version", "judge", "headline", "files needed (score / +run)"):
+    for col in ("task", "version", "judge", "headline"):
         table.add_column(col)
+    for col in ("to score (and run)", "only to run"):
+        table.add_column(col, overflow="fold")  # a path is folded, never cut
     for t in tasks:
-        files = "\n".join(f"{f.path}{'' if f.needed_for == 'score' else '  (+run)'}" for f in t.data_files())
-        table.add_row(t.name, t.version, judge_column(t), ", ".join(t.headline), files)
+        score, run = "\n".join(score_files(t)), "\n".join(run_only_files(t))
+        table.add_row(t.name, t.version, judge_column(t), ", ".join(t.headline), score, run)
     console.print(table)
+    console.print("harness score reads the first group of files; harness run reads both.")
     models = Table(title="model adapters")
     models.add_column("adapter")
     models.add_column("description")
@@ -51,6 +55,16 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         models.add_row(a.name, a.description)
     console.print(models)
     return 0
+
+
+def score_files(task: Task) -> list[str]:
+    """The paths the task's official scorer reads (``harness score`` needs them; a run too)."""
+    return [f.path for f in task.data_files() if f.needed_for == "score"]
+
+
+def run_only_files(task: Task) -> list[str]:
+    """The paths only a run reads: images, and question files the official scorer does not read."""
+    return [f.path for f in task.data_files() if f.needed_for == "run"]
 
 
 def judge_column(task: Task) -> str:

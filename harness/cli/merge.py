@@ -18,11 +18,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from rich.console import Console
 
-    from harness.console import print_run_summary
+    from harness.console import print_run_summary, safe_text
     from harness.results.schema import load_results
     from harness.run.merge import merge_runs
 
     path = merge_runs(args.run_dirs, args.output_dir, args.store, list(argv))
     print_run_summary(Console(stderr=True), load_results(path), path)
-    print(path)
+    print(safe_text(path))
     return 0

@@ -21,9 +21,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.console import safe_text
     from harness.report.run_report import write_report
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     report = write_report(args.run, args.vs, args.output, args.store, tasks)
-    print(f"wrote {report.markdown} and {report.chart}")
+    print(safe_text(f"wrote {report.markdown} and {report.chart}"))
     return 0

@@ -23,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--output-dir", default=DEFAULT_OUTPUT, help="results root (run dirs, cache, store)")
     run.add_argument("--store", default=None, help="results store URL (default: sqlite in --output-dir)")
     run.add_argument("--protocol", default="llava15", help="a shipped protocol name or a protocol .toml file")
-    run.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    run.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--num-workers", type=int, default=None, help="DataLoader workers for image decoding")
     run.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
@@ -37,10 +37,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.adapter import check_device
     from harness.run.distributed import Distributed
     from harness.run.evaluate import RunOptions, run
     from harness.run.runner import default_num_workers
 
+    check_device(args.device)
     options = RunOptions(
         tasks=args.tasks,
         model=args.model,

@@ -36,7 +36,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from rich.console import Console
 
-    from harness.console import print_task_result
+    from harness.console import plain, print_task_result, safe_json
+    from harness.errors import ScoringFailed
     from harness.run.score_answers import ScoreOptions, result_json, save_scored, score_answers
 
     options = ScoreOptions(
@@ -46,18 +47,22 @@ def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     scored = score_answers(options)
     run_dir = save_scored(scored, options) if args.output_dir else None
     if args.json:
-        sys.stdout.write(json.dumps(result_json(scored.result), ensure_ascii=False) + "\n")
-        return 0
-    console = Console()
-    print_task_result(console, scored.result)
-    if run_dir is not None:
-        console.print(f"saved: {run_dir / 'results.json'}")
+        sys.stdout.write(safe_json(json.dumps(result_json(scored.result), ensure_ascii=False)) + "\n")
+    else:
+        console = Console()
+        print_task_result(console, scored.result)
+        if run_dir is not None:
+            console.print(f"saved: {plain(run_dir / 'results.json')}")
+    why = scored.failure()
+    if why:
+        raise ScoringFailed(why)
     return 0
 
 
 def export_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.console import safe_text
     from harness.run.score_answers import export_answers
 
     written = export_answers(args.task, args.answers, args.data_root, args.output)
-    print(f"wrote {written}")
+    print(f"wrote {safe_text(written)}")
     return 0

@@ -19,14 +19,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--batch-size", type=positive, default=8, help="most requests answered in one generate call")
     serve.add_argument("--batch-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
     serve.add_argument("--served-model-name", default=None, help="the model id clients see (default: the model's name)")
-    serve.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    serve.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
     serve.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.adapter import check_device
     from harness.serve.server import ServeOptions, serve
+
+    check_device(args.device)
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535; got {args.port}")

@@ -67,6 +67,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _write(text: str, output: str | None) -> None:
+    """``text`` to stdout or a file, with no raw control character (JSON callers escape theirs first)."""
+    from harness.console import safe_text
+
+    text = safe_text(text)
     if output is None:
         sys.stdout.write(text)
         return
@@ -76,6 +80,7 @@ def _write(text: str, output: str | None) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.console import safe_json, safe_text
     from harness.report.compare_gate import compare_markdown
     from harness.results.loading import load_run
     from harness.stats.compare import compare_runs
@@ -85,16 +90,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = load_run(args.a, "A", args.store), load_run(args.b, "B", args.store)
     result = compare_runs(a, b, _task_list(args.tasks), args.resamples, max_flips=args.max_flips)
     if args.format == "json":
-        text = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
+        text = safe_json(json.dumps(result.to_json(), indent=2, ensure_ascii=False)) + "\n"
     else:
         text = compare_markdown(result)
     _write(text, args.output)
     if args.output:
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {safe_text(args.output)}", file=sys.stderr)
     return 0
 
 
 def cmd_gate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.console import safe_text
     from harness.results.loading import load_run
 
     if args.write_baseline is not None:
@@ -105,7 +111,7 @@ def cmd_gate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         run = load_run(args.write_baseline, "--write-baseline", args.store)
         command = "python -m harness " + " ".join(shlex.quote(a) for a in argv)
         path = write_baseline(run, Path(args.output), _task_list(args.tasks), command)
-        print(f"wrote baseline {path} from run {run.label}")
+        print(safe_text(f"wrote baseline {path} from run {run.label}"))
         return 0
     from harness.report.compare_gate import gate_junit, gate_markdown
     from harness.stats.gate import parse_tolerances, run_gate
@@ -122,7 +128,7 @@ def cmd_gate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         _write(markdown, args.markdown)
     if args.junit:
         _write(gate_junit(result), args.junit)
-    sys.stdout.write(markdown)
+    _write(markdown, None)
     return 0 if result.passed else 1
 
 
@@ -134,9 +140,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     against = load_run(args.against, "--against", args.store) if args.against else None
     plan = plan_subset(run, args.task, args.detect, args.power, args.alpha, args.metric, against, args.correlation)
     if args.json:
-        sys.stdout.write(json.dumps(plan.to_json(), indent=2) + "\n")
+        _write(json.dumps(plan.to_json(), indent=2) + "\n", None)
     else:
-        sys.stdout.write(plan_text(plan))
+        _write(plan_text(plan), None)
     return 0
 
 

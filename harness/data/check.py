@@ -1,4 +1,10 @@
-"""Which files a task needs under the data root, and a check that names every missing one."""
+"""Which files a task needs under the data root, a check that names every missing one, and loading a task's
+samples from the files a purpose needs.
+
+Purposes: ``score`` needs the files the official scorer reads (``DataFile.needed_for == "score"``);
+``requests`` adds the run-only files that are not folders (what rebuilding a run's requests reads: LLaVA's
+question files, never the images); ``run`` needs everything.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +17,9 @@ from typing import Literal
 from harness.errors import DataError, UsageError
 from harness.hashing import tree_digest
 from harness.task import Task
-from harness.types import DataFile
+from harness.types import DataFile, Sample
 
-Purpose = Literal["score", "run"]
+Purpose = Literal["score", "requests", "run"]
 
 
 @dataclass
@@ -37,6 +43,8 @@ def resolve_data_root(flag: str | None) -> Path | None:
 
 
 def _needed(spec: DataFile, purpose: Purpose) -> bool:
+    if purpose == "requests":
+        return spec.needed_for == "score" or spec.kind == "file"
     return purpose == "run" or spec.needed_for == "score"
 
 
@@ -64,12 +72,27 @@ def require_data(tasks: Sequence[Task], root: Path, purpose: Purpose) -> None:
         raise DataError(f"missing data files under {root}: " + "; ".join(parts))
 
 
-def data_fingerprint(task: Task, root: Path) -> str:
-    """Digest of the task's annotation files (the files scoring reads; images are not hashed)."""
+def has_data(task: Task, root: Path, purpose: Purpose) -> bool:
+    """Whether ``root`` holds every file ``task`` needs for ``purpose``."""
+    return all(s.present for s in check_task(task, root, purpose))
+
+
+def load_for(task: Task, root: Path, purpose: Purpose) -> list[Sample]:
+    """The task's samples for ``purpose``. Scoring reads the run-only files when they are there (``load``) and
+    the scorer's files alone otherwise (``load_for_scoring``, where the task has one); the two give the same
+    ids, targets and scores."""
+    if purpose == "score" and not has_data(task, root, "requests"):
+        return task.load_for_scoring(root)
+    return task.load(root)
+
+
+def data_fingerprint(task: Task, root: Path, purpose: Purpose = "run") -> str:
+    """Digest of the files ``purpose`` reads, image folders left out: for a run, the annotation and question
+    files; for ``score``, the files the official scorer reads (the same whether a question file is there)."""
     named = [
         (p, root / p)
         for spec in task.data_files()
-        if spec.needed_for == "score"
+        if _needed(spec, "score" if purpose == "score" else "requests")
         for p in [spec.path, *spec.alternatives]
         if p == spec.path or (root / p).exists()
     ]

@@ -9,6 +9,8 @@ from typing import Any
 
 from harness.errors import DataError
 
+TOO_DEEP = "JSON nested too deeply to read (no official file nests more than a few levels)"
+
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file; a syntax error names the file, line and column."""
@@ -23,6 +25,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise DataError(f"{path}: {TOO_DEEP}") from None
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -42,6 +46,8 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{lineno}: malformed JSON line: {exc.msg}") from exc
+                except RecursionError:
+                    raise DataError(f"{path}:{lineno}: {TOO_DEEP}") from None
                 if not isinstance(obj, dict):
                     raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
                 yield lineno, obj

@@ -5,7 +5,7 @@ Key: (judge model requested, endpoint identity, sha256 of the messages, temperat
 index, attempt). Run and attempt are part of the key: run 1 of a prompt, or the re-ask of a prompt whose
 reply could not be read, is a call of its own, not an earlier reply replayed. Only successful replies are
 stored; a failed call is tried again next time. A cache written before ``attempt`` existed is upgraded in
-place (its rows become attempt 0).
+place (its rows become attempt 0). A damaged file is a one-line error naming it; an unreadable reply is a miss.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.judging.contract import JudgeReply
+from harness.run.response_cache import cache_errors
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS judge_replies (
@@ -59,10 +60,15 @@ class JudgeCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._upgrade()
-        self._conn.execute(_SCHEMA)
-        self._conn.commit()
+        try:
+            with cache_errors(self.path):
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._upgrade()
+                self._conn.execute(_SCHEMA)
+                self._conn.commit()
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _upgrade(self) -> None:
         """A table without ``attempt`` (older caches) is rebuilt with it; its rows become attempt 0."""
@@ -79,7 +85,7 @@ class JudgeCache:
             self._conn.execute("DROP TABLE judge_replies_before_attempt")
 
     def get(self, key: JudgeKey) -> JudgeReply | None:
-        with self._lock:
+        with self._lock, cache_errors(self.path):
             row = self._conn.execute(
                 "SELECT reply FROM judge_replies WHERE model = ? AND endpoint = ? AND prompt_hash = ? "
                 "AND temperature = ? AND max_tokens = ? AND run = ? AND attempt = ?",
@@ -87,14 +93,17 @@ class JudgeCache:
             ).fetchone()
         if row is None:
             return None
-        data = json.loads(row[0])
-        return JudgeReply(**{k: data[k] for k in _STORED if k in data}, cached=True)
+        try:
+            data = json.loads(row[0])
+            return JudgeReply(**{k: data[k] for k in _STORED if k in data}, cached=True)
+        except (TypeError, ValueError, RecursionError):
+            return None  # an unreadable entry: ask the judge again
 
     def put(self, key: JudgeKey, reply: JudgeReply) -> None:
         if reply.error is not None:
             return
         blob = json.dumps({k: getattr(reply, k) for k in _STORED}, ensure_ascii=False)
-        with self._lock:
+        with self._lock, cache_errors(self.path):
             self._conn.execute(
                 f"INSERT OR REPLACE INTO judge_replies ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*key.row(), blob, time.time()),

@@ -1,7 +1,8 @@
 """Markdown and JUnit XML for compare and gate (pull-request comments, CI test reports).
 
 Sample text (questions, model answers) is untrusted: in markdown it is escaped so that it renders
-as plain text (no HTML, no links, no table breaks); in XML the writer escapes it.
+as plain text (no HTML, no links, no table breaks); in XML the writer escapes it. Control characters
+(terminal escapes, C1 codes) are shown as ``\\xNN`` everywhere: these documents go to terminals too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
+from harness.console import safe_text
 from harness.stats.compare import Comparison, MetricComparison, TaskComparison
 from harness.stats.gate import GateResult
 
@@ -17,8 +19,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
 
 def md(text: object, limit: int = 120) -> str:
-    """Plain text for a markdown table cell: one line, markdown and HTML characters neutralised."""
-    value = " ".join(str(text).split())
+    """Plain text for a markdown table cell: one line, control, markdown and HTML characters neutralised."""
+    value = " ".join(safe_text(text).split())
     if len(value) > limit:
         value = value[: limit - 1] + "…"
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -52,7 +54,7 @@ def _run_line(label: str, run: dict) -> str:
     demo = " (demo)" if run.get("is_demo") else ""
     model = f", model {md(run['model'])}" if run.get("model") else ""
     protocol = f", protocol {md(run['protocol'])}" if run.get("protocol") else ""
-    code = str(run["label"]).replace("`", "'")
+    code = " ".join(safe_text(run["label"]).split()).replace("`", "'")
     return f"- **{label}**: `{code}`{model}{protocol}{demo}"
 
 
@@ -102,7 +104,7 @@ def compare_markdown(c: Comparison) -> str:
     lines += ["", f"_{METHOD_NOTE} {c.resamples} resamples._"]
     for t in c.tasks:
         lines += _flip_lines(t)
-    return "\n".join(lines) + "\n"
+    return safe_text("\n".join(lines) + "\n")
 
 
 def gate_markdown(g: GateResult) -> str:
@@ -132,7 +134,7 @@ def gate_markdown(g: GateResult) -> str:
               f"{g.alpha:g}. {METHOD_NOTE}_"]  # fmt: skip
     for t in g.tasks:
         lines += _flip_lines(t, "baseline", "candidate")
-    return "\n".join(lines) + "\n"
+    return safe_text("\n".join(lines) + "\n")
 
 
 def gate_junit(g: GateResult) -> str:
@@ -158,4 +160,5 @@ def gate_junit(g: GateResult) -> str:
     root = ET.Element("testsuites", name="harness gate", tests=str(len(g.checks)), failures=str(len(g.failures)))
     root.append(suite)
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    # XML 1.0 cannot hold most control characters; they are shown as \xNN, like everywhere else
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + safe_text(ET.tostring(root, encoding="unicode")) + "\n"

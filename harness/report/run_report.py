@@ -2,7 +2,8 @@
 
 For papers and pull requests: the headline table with 95% intervals and, with ``--vs``, harness
 compare's deltas, intervals, tests and changed samples (B = RUN against A = BASE), and one bar chart
-(one panel per headline metric, the interval as an error bar). Run text is escaped in the markdown.
+(one panel per headline metric, the interval as an error bar). Run text is escaped in the markdown;
+control characters are shown as ``\\xNN`` in the markdown and the chart.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.console import safe_text
 from harness.errors import UsageError
 from harness.results.loading import RunData, load_run
 
@@ -82,8 +84,8 @@ def _about(run: RunData) -> list[str]:
 
 
 def _plain(text: str, limit: int = 28) -> str:
-    """A chart label: short, and no ``$`` (matplotlib would read mathtext)."""
-    text = " ".join(str(text).split()).replace("$", r"\$")
+    """A chart label: short, no control character and no ``$`` (matplotlib would read mathtext)."""
+    text = " ".join(safe_text(text).split()).replace("$", r"\$")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -102,7 +104,7 @@ def chart(run: RunData, base: RunData | None, tasks: list[str], path: Path) -> N
                 if m is not None:
                     bars.append(Bar(label or _plain(source.model or source.label, 16), m.value, m.ci_low, m.ci_high))
             if bars:
-                panels.append((f"{name} · {metric}", bars))
+                panels.append((safe_text(f"{name} · {metric}"), bars))
     if base is not None:
         title = (f"A = {_plain(base.model or base.label)} ({_plain(base.label)})   "
                  f"B = {_plain(run.model or run.label)} ({_plain(run.label)})")
@@ -138,6 +140,6 @@ def write_report(run_text: str, vs: str | None, output: str | None, store: str |
         lines += ["", section.replace("## harness compare", "### Paired comparison (harness compare)", 1)]
     lines += ["", f"![headline metrics with 95% intervals]({CHART_FILE})", ""]
     markdown = folder / REPORT_FILE
-    markdown.write_text("\n".join(lines), encoding="utf-8")
+    markdown.write_text(safe_text("\n".join(lines)), encoding="utf-8")
     chart(run, base, names, folder / CHART_FILE)
     return Report(folder, markdown, folder / CHART_FILE)

@@ -75,8 +75,8 @@ def read_baseline(path: Path) -> RunData:
     """A baseline file (``harness gate --write-baseline``) as a run with compact per-sample records."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a readable baseline JSON file ({exc})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not a readable baseline JSON file ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
         raise DataError(f"{path}: not a harness baseline file (no \"format\": \"{BASELINE_FORMAT}\")")
     if data.get("format_version") != 1:

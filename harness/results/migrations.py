@@ -99,8 +99,17 @@ def _v4_protocol_hash(conn: Connection) -> None:
     _add_column(conn, "runs", "protocol_hash", String(64), "''")
 
 
+def _v5_run_owner(conn: Connection) -> None:
+    """runs gain ``pid`` and ``hostname``, the process that records the run, so a later command can tell a
+    ``running`` row whose process is gone (NULL and "" for older rows: owner unknown)."""
+    _add_column(conn, "runs", "pid", Integer())
+    _add_column(conn, "runs", "hostname", String(256), "''")
+
+
 # version -> the step that brings a store of version - 1 to it
-STEPS: dict[int, Step] = {2: _v2_training_step_branch_updated, 3: _v3_big_parameter_counts, 4: _v4_protocol_hash}
+STEPS: dict[int, Step] = {
+    2: _v2_training_step_branch_updated, 3: _v3_big_parameter_counts, 4: _v4_protocol_hash, 5: _v5_run_owner,
+}
 LATEST = max(STEPS)
 
 

@@ -4,15 +4,22 @@ SQLite in the results folder by default; any SQLAlchemy URL (PostgreSQL) for a s
 the same schema and the migrations of ``harness/results/migrations.py``. A run's rows are replaced in one
 transaction each time the run records progress; several processes may record at once (SQLite:
 WAL and ``BEGIN IMMEDIATE`` with a busy timeout; PostgreSQL: row-level, one run per transaction).
+
+A damaged SQLite file is a one-line StoreError naming it and ``harness store rebuild``. Each row keeps the
+pid and host of the process recording it, so ``running`` rows of dead processes can be settled.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -31,9 +38,11 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, defer, mapped_column
 
+from harness.errors import HarnessError
+from harness.results.identity import RunIdentity
 from harness.results.migrations import (
     LATEST,
     StoreError,
@@ -43,14 +52,14 @@ from harness.results.migrations import (
     training_run_from_result_json,
     upgrade,
 )
-from harness.results.identity import RunIdentity
-from harness.results.schema import RunResult
+from harness.results.schema import RESULTS_FILE, RunResult, load_results
+from harness.run.response_cache import sqlite_damaged
 
 STORE_FILE = "harness.db"
 STORE_SCHEMA_VERSION = LATEST
 
-__all__ = ["STORE_FILE", "STORE_SCHEMA_VERSION", "ResultsStore", "StoreError", "default_store_url", "training_run",
-           "training_step"]
+__all__ = ["STORE_FILE", "STORE_SCHEMA_VERSION", "ResultsStore", "StaleRun", "StoreError", "default_store_url",
+           "sqlite_damaged", "training_run", "training_step"]
 
 
 class Base(DeclarativeBase):
@@ -92,6 +101,9 @@ class RunRow(Base):
     updated: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when the run last recorded
     # schema version 4
     protocol_hash: Mapped[str] = mapped_column(String(64), default="")  # content hash of the protocol's settings
+    # schema version 5: the process that records the run (NULL / "" when unknown: older rows, rebuilt rows)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hostname: Mapped[str] = mapped_column(String(256), default="")
 
 
 class TaskRow(Base):
@@ -125,6 +137,108 @@ class MetricRow(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
     is_headline: Mapped[bool] = mapped_column(Boolean, default=False)
     method: Mapped[str | None] = mapped_column(Text, nullable=True)  # how stderr / interval were computed
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """A ``running`` row whose process is gone."""
+
+    id: str
+    run_dir: str
+    reason: str
+    seen: datetime  # the row's last record (UTC); it is changed only if it still says this
+
+
+def this_host() -> str:
+    """The name a row's ``hostname`` holds for this machine."""
+    return socket.gethostname()
+
+
+def _process_start(pid: int) -> tuple[datetime, str] | None:
+    """Start time (UTC) and state letter of a process, from Linux's /proc; None elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        fields = stat[stat.rindex(")") + 2 :].split()  # from the third field (state) on
+        seconds = int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None), fields[0]
+
+
+def process_alive(pid: int, seen: datetime | None = None) -> bool:
+    """Whether process ``pid`` of this host runs and is the one that recorded at ``seen``: a process
+    started after that got the number of a dead one. Unknown (not Linux, no permission) counts as alive."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: another user's process, alive
+        pass
+    started = _process_start(pid)
+    if started is None:
+        return True
+    start, state = started
+    if state in ("Z", "X"):  # exited, not yet reaped
+        return False
+    return seen is None or start <= seen + timedelta(seconds=2)  # /proc's boot time is whole seconds
+
+
+def _age(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _one_line(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic's ValidationError: its first problem
+        first = errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        return f"field '{where}': {first['msg']}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _stored_result(row: RunRow) -> RunResult:
+    return RunResult.model_validate(json.loads(row.results_json))
+
+
+def write_results_file(run_dir: Path, result: RunResult) -> None:
+    """Rewrite a run directory's results.json atomically."""
+    path = run_dir / RESULTS_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _closed_result(row: RunRow, note: str, seen: datetime) -> RunResult | None:
+    """The final result of a stale row: its run directory's results.json when that has moved past
+    ``running``; else the run marked ``interrupted`` (the results.json rewritten so). None: unreadable."""
+    finished = seen.replace(tzinfo=UTC).isoformat(timespec="seconds")
+    on_disk = None
+    if row.run_dir:
+        try:
+            on_disk = load_results(Path(row.run_dir))
+        except (HarnessError, OSError):
+            on_disk = None
+    if on_disk is not None and on_disk.run_id == row.id:
+        if on_disk.status != "running":
+            return on_disk
+        on_disk.status, on_disk.finished = "interrupted", finished
+        on_disk.errors.append(note)
+        with suppress(OSError):  # a read-only run directory: the store still says what happened
+            write_results_file(Path(row.run_dir), on_disk)
+        return on_disk
+    try:
+        result = _stored_result(row)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    result.status, result.finished = "interrupted", finished
+    result.errors.append(note)
+    return result
 
 
 def default_store_url(results_root: Path) -> str:
@@ -177,6 +291,30 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def rebuild_command(path: Path) -> str:
+    """The command that rebuilds the SQLite store at ``path`` from the run directories beside it."""
+    if path.name == STORE_FILE:
+        return f"python -m harness store rebuild --output-dir {path.parent}"
+    return f"python -m harness store rebuild --store sqlite:///{path} --runs {path.parent}"
+
+
+def damaged_store(path: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"results store {path} is damaged ({exc}): rebuild it from the run directories with "
+        f"`{rebuild_command(path)}` (the damaged file is moved aside)"
+    )
+
+
+def _raise_if_damaged(path: Path) -> Callable[[ExceptionContext], None]:
+    """A ``handle_error`` hook: a damaged SQLite file becomes a one-line StoreError naming it."""
+
+    def handle(context: ExceptionContext) -> None:
+        if sqlite_damaged(context.original_exception):
+            raise damaged_store(path, context.original_exception) from context.original_exception
+
+    return handle
+
+
 def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook below issues BEGIN itself
     cursor = dbapi_connection.cursor()
@@ -200,6 +338,7 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
+    event.listen(engine, "handle_error", _raise_if_damaged(path))
     return engine
 
 
@@ -263,9 +402,23 @@ class ResultsStore:
             count, last = session.execute(select(func.count(RunRow.id), func.max(RunRow.updated))).one()
         return int(count), str(last)
 
-    def record(self, result: RunResult, run_dir: Path | str) -> None:
-        """Insert or replace everything the store holds about this run."""
+    def record(
+        self, result: RunResult, run_dir: Path | str, *, owned: bool = True, updated: datetime | None = None
+    ) -> None:
+        """Insert or replace everything the store holds about this run.
+
+        ``owned``: this process records the run (its pid and host are kept, so a later command can tell
+        whether a ``running`` row's process is gone); False (``store rebuild``) keeps the row's owner.
+        ``updated``: when the run last recorded (default: now).
+        """
+        with self._write() as session:
+            self._record(session, result, run_dir, owned=owned, updated=updated)
+
+    def _record(
+        self, session: Session, result: RunResult, run_dir: Path | str, *, owned: bool, updated: datetime | None
+    ) -> None:
         model, who = result.model, RunIdentity.of(result)
+        owner: dict[str, Any] = {"pid": os.getpid(), "hostname": this_host()} if owned else {}
         run = RunRow(
             id=result.run_id,
             created=_parse_time(result.created),
@@ -286,64 +439,153 @@ class ResultsStore:
             data_root=result.data.root,
             git_commit=who.git_commit,
             git_dirty=who.git_dirty,
-            run_dir=str(Path(run_dir).resolve()),
+            run_dir=str(Path(run_dir).resolve()) if str(run_dir) else "",
             results_json=result.model_dump_json(),
             step=training_step(result),
             training_run=training_run(result),
             git_branch=result.git.branch or "",
-            updated=_now(),
+            updated=updated or _now(),
+            **owner,
         )
-        with self._write() as session:
-            session.execute(delete(MetricRow).where(MetricRow.run_id == result.run_id))
-            session.execute(delete(TaskRow).where(TaskRow.run_id == result.run_id))
-            session.merge(run)
-            session.flush()  # the run row must exist before rows that reference it
-            for name, rec in result.tasks.items():
-                headline = rec.headline[0] if rec.headline else ""
-                head_metric = rec.metrics.get(headline)
-                session.add(
-                    TaskRow(
-                        run_id=result.run_id,
-                        task=name,
-                        task_version=rec.version,
-                        n_samples=rec.n_samples,
-                        n_errors=rec.n_errors,
-                        n_parse_failures=rec.n_parse_failures,
-                        n_missing=rec.n_missing,
-                        headline_metric=headline,
-                        headline_value=head_metric.value if head_metric else None,
-                        seconds=rec.timing.seconds,
-                        samples_per_second=rec.timing.samples_per_second,
-                        samples_path=rec.samples_file,
-                    )
+        session.execute(delete(MetricRow).where(MetricRow.run_id == result.run_id))
+        session.execute(delete(TaskRow).where(TaskRow.run_id == result.run_id))
+        session.merge(run)  # attributes not set here (the owner of a rebuilt row) keep their stored values
+        session.flush()  # the run row must exist before rows that reference it
+        for name, rec in result.tasks.items():
+            headline = rec.headline[0] if rec.headline else ""
+            head_metric = rec.metrics.get(headline)
+            session.add(
+                TaskRow(
+                    run_id=result.run_id,
+                    task=name,
+                    task_version=rec.version,
+                    n_samples=rec.n_samples,
+                    n_errors=rec.n_errors,
+                    n_parse_failures=rec.n_parse_failures,
+                    n_missing=rec.n_missing,
+                    headline_metric=headline,
+                    headline_value=head_metric.value if head_metric else None,
+                    seconds=rec.timing.seconds,
+                    samples_per_second=rec.timing.samples_per_second,
+                    samples_path=rec.samples_file,
                 )
-                groups = [("", rec.metrics), *rec.breakdowns.items()]
-                for group, metrics in groups:
-                    for metric_name, m in metrics.items():
-                        session.add(
-                            MetricRow(
-                                run_id=result.run_id,
-                                task=name,
-                                breakdown=group,
-                                name=metric_name,
-                                value=m.value,
-                                stderr=m.stderr,
-                                ci_low=m.ci_low,
-                                ci_high=m.ci_high,
-                                n=m.n,
-                                is_headline=(group == "" and metric_name in rec.headline),
-                                method=m.method or None,
-                            )
+            )
+            groups = [("", rec.metrics), *rec.breakdowns.items()]
+            for group, metrics in groups:
+                for metric_name, m in metrics.items():
+                    session.add(
+                        MetricRow(
+                            run_id=result.run_id,
+                            task=name,
+                            breakdown=group,
+                            name=metric_name,
+                            value=m.value,
+                            stderr=m.stderr,
+                            ci_low=m.ci_low,
+                            ci_high=m.ci_high,
+                            n=m.n,
+                            is_headline=(group == "" and metric_name in rec.headline),
+                            method=m.method or None,
                         )
+                    )
 
-    def runs(self) -> list[RunRow]:
+    def runs(self, *, with_results: bool = True) -> list[RunRow]:
+        """Every run row, oldest first; ``with_results=False`` leaves out the results.json blobs."""
+        stmt = select(RunRow).order_by(RunRow.created, RunRow.id)
+        if not with_results:
+            stmt = stmt.options(defer(RunRow.results_json, raiseload=True))
         with Session(self.engine) as session:
-            return list(session.scalars(select(RunRow).order_by(RunRow.created, RunRow.id)))
+            return list(session.scalars(stmt))
+
+    def task_names(self) -> dict[str, list[str]]:
+        """Each run's recorded tasks, in recording order."""
+        names: dict[str, list[str]] = {}
+        with Session(self.engine) as session:
+            for run_id, task in session.execute(select(TaskRow.run_id, TaskRow.task).order_by(TaskRow.id)):
+                names.setdefault(run_id, []).append(task)
+        return names
 
     def get_run(self, run_id: str) -> RunResult | None:
+        row = self.run_row(run_id)
+        return self.result_of(row) if row is not None else None
+
+    def result_of(self, row: RunRow) -> RunResult:
+        """The RunResult a row keeps; a StoreError naming the store, the run and the way out when the stored
+        JSON cannot be read."""
+        try:
+            return _stored_result(row)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StoreError(f"results store {self.where}: the stored results.json of run {row.id} is unreadable "
+                             f"({_one_line(exc)}): {self._rerecord_hint(row.run_dir)}") from None  # fmt: skip
+
+    @staticmethod
+    def row_problem(row: RunRow) -> str | None:
+        """Why a row's stored results.json cannot be read, or None."""
+        try:
+            _stored_result(row)
+        except (TypeError, ValueError, RecursionError) as exc:
+            return _one_line(exc)
+        return None
+
+    def _rerecord_hint(self, run_dir: str) -> str:
+        runs = Path(run_dir).parent if run_dir else Path("DIR")
+        rebuild = f"`python -m harness store rebuild --store {self.where} --runs {runs}`"
+        if run_dir:
+            return f"pass its run directory {run_dir} instead of the id, or re-record the row with {rebuild}"
+        return f"re-record the row from its run directory with {rebuild}"
+
+    def stale_runs(self, older_than: timedelta | None = None) -> list[StaleRun]:
+        """``running`` rows whose process is gone: recorded on this host by a process that no longer runs, or,
+        with ``older_than``, recorded elsewhere (or by an unknown process) and not updated for that long.
+        A row of a live process on this host is never stale."""
+        host, now = this_host(), _now()
+        stmt = select(RunRow.id, RunRow.run_dir, RunRow.pid, RunRow.hostname, RunRow.updated, RunRow.created)
         with Session(self.engine) as session:
-            row = session.get(RunRow, run_id)
-            return RunResult.model_validate(json.loads(row.results_json)) if row else None
+            rows = session.execute(stmt.where(RunRow.status == "running").order_by(RunRow.created, RunRow.id)).all()
+        stale = []
+        for run_id, run_dir, pid, hostname, updated, created in rows:
+            seen = updated or created
+            if hostname == host and pid is not None:
+                if not process_alive(pid, seen):
+                    stale.append(StaleRun(run_id, run_dir, f"its process {pid} on {host} is gone", seen))
+            elif older_than is not None and now - seen >= older_than:
+                where = f"recorded on {hostname}" if hostname else "process unknown"
+                stale.append(StaleRun(run_id, run_dir, f"no record for {_age(now - seen)} ({where})", seen))
+        return stale
+
+    def close_stale_runs(self, stale: Iterable[StaleRun]) -> list[tuple[StaleRun, str]]:
+        """Give each stale row its final status: what its run directory's results.json says when that is
+        no longer ``running`` (the process died between the two writes), else ``interrupted`` (written into
+        the results.json too). A row that recorded again since it was found stale is left alone.
+        Returns the rows changed, each with its new status."""
+        done = []
+        for run in stale:
+            with self._write() as session:
+                row = session.get(RunRow, run.id)
+                if row is None or row.status != "running" or (row.updated or row.created) != run.seen:
+                    continue
+                result = _closed_result(row, f"marked interrupted by the harness: {run.reason}", run.seen)
+                if result is None:  # neither the row nor the run directory holds a readable result
+                    row.status, row.finished, row.updated = "interrupted", run.seen, _now()
+                    done.append((run, "interrupted"))
+                    continue
+                self._record(session, result, row.run_dir, owned=False, updated=None)
+            done.append((run, result.status))
+        return done
+
+    def interrupt_dead_runs(self) -> list[tuple[StaleRun, str]]:
+        """What a run does when it opens the store: close the ``running`` rows of dead processes on this host."""
+        return self.close_stale_runs(self.stale_runs())
+
+    def remove_runs(self, run_ids: Iterable[str]) -> int:
+        """Delete runs' rows (their run directories stay); returns how many runs were removed."""
+        ids = list(run_ids)
+        if not ids:
+            return 0
+        with self._write() as session:
+            session.execute(delete(MetricRow).where(MetricRow.run_id.in_(ids)))
+            session.execute(delete(TaskRow).where(TaskRow.run_id.in_(ids)))
+            return int(session.execute(delete(RunRow).where(RunRow.id.in_(ids))).rowcount or 0)
 
     def run_row(self, run_id: str) -> RunRow | None:
         with Session(self.engine) as session:

@@ -110,9 +110,10 @@ class Distributed:
         self._store = td.distributed_c10d._get_default_store()
 
     def device(self, requested: str | None) -> str | None:
-        """``cuda:LOCAL_RANK`` where a GPU is asked for (or, with several processes, available); else as given."""
-        if requested == "cpu":
-            return "cpu"
+        """``cuda:LOCAL_RANK`` where plain ``cuda`` is asked for (or, with several processes and no device
+        named, a GPU is available); any other device string (``cpu``, ``cuda:N``, ``mps``) as given."""
+        if requested not in (None, "cuda"):
+            return requested
         if requested is None and self.world_size == 1:
             return None
         import torch

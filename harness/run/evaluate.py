@@ -17,14 +17,15 @@ from types import FrameType
 from rich.console import Console
 
 from harness.adapter import ModelAdapter
-from harness.console import print_banner, print_run_summary
+from harness.console import plain, print_banner, print_run_summary
 from harness.data.check import data_fingerprint, require_data, resolve_data_root
 from harness.data.demo import DEMO_MODEL_SPEC, ensure_demo_root, is_demo_root
-from harness.errors import UsageError
+from harness.errors import ScoringFailed, UsageError
 from harness.judging.cache import JudgeCache
 from harness.judging.setup import JudgeOptions, OpenAIJudge, build_judge, require_judges, usage_since
 from harness.protocol import Protocol, load_protocol
 from harness.registry import get_adapter_class, get_tasks, parse_model_args, parse_model_spec
+from harness.results.outcome import scoring_failure
 from harness.results.recorder import RunRecorder, new_result, protocol_info
 from harness.results.schema import DataInfo, RunResult, RunSpec, sample_records
 from harness.run.distributed import Distributed, RankFailed, Topology
@@ -179,7 +180,7 @@ def _run(options: RunOptions, console: Console | None, dist: Distributed) -> Run
         console.print(f"ranks    {dist.world_size} processes (rank 0 records the run)")
     if judge is not None:
         demo_label = "[bold yellow]DEMO JUDGE[/] " if judge.is_demo else ""
-        console.print(f"judge    {demo_label}{judge.name} at {judge.client.base_url}")
+        console.print(f"judge    {demo_label}{plain(judge.name)} at {plain(judge.client.base_url)}")
 
     cache = ResponseCache(results_root / CACHE_FILE) if options.use_cache else None
     spec = RunSpec(
@@ -202,6 +203,9 @@ def _run(options: RunOptions, console: Console | None, dist: Distributed) -> Run
     )
     result = new_result(spec, info, DataInfo(root=str(root), is_demo=demo_data), protocol_info(protocol))
     recorder = RunRecorder(results_root, options.store, result) if dist.is_main else None
+    if recorder is not None:  # rows left `running` by killed runs of this host
+        for stale, status in recorder.store.interrupt_dead_runs():
+            console.print(f"store    run {stale.id} marked {status}: {stale.reason}", markup=False, soft_wrap=True)
 
     def save(status: str | None = None, error: str | None = None) -> None:
         if recorder is None:
@@ -214,6 +218,7 @@ def _run(options: RunOptions, console: Console | None, dist: Distributed) -> Run
             recorder.finish(status, error)
 
     save()
+    failures: list[str] = []  # tasks left without their headline number
     runner = Runner(
         adapter, cache, options.batch_size, options.num_workers, console, options.show_progress, dist, options.shard
     )
@@ -246,12 +251,15 @@ def _run(options: RunOptions, console: Console | None, dist: Distributed) -> Run
                                     recorder.path)  # fmt: skip
                 timing.seconds = time.perf_counter() - task_start
                 result.data.fingerprints[task.name] = data_fingerprint(task, root)
+                judge_usage = usage_since(judge, judge_before)
                 recorder.add_task(
                     scored, task_samples, by_id, {s.id: q for s, q in zip(task_samples, requests)},
                     protocol_settings=options.judge.settings(settings),
-                    data_fingerprint=result.data.fingerprints[task.name], timing=timing,
-                    judge_usage=usage_since(judge, judge_before),
+                    data_fingerprint=result.data.fingerprints[task.name], timing=timing, judge_usage=judge_usage,
                 )
+                answered = sum(1 for r in by_id.values() if r.error is None)
+                if not (task.judged and judge is None) and (why := scoring_failure(scored, judge_usage, answered)):
+                    failures.append(why)
                 save()
     except KeyboardInterrupt:
         save("interrupted")
@@ -265,9 +273,11 @@ def _run(options: RunOptions, console: Console | None, dist: Distributed) -> Run
             cache.close()
         _close_judge(judge, judge_cache)
     if recorder is not None:
-        save("partial" if options.shard is not None else "complete")
+        save("failed" if failures else "partial" if options.shard is not None else "complete", "; ".join(failures))
         recorder.close()
         print_run_summary(console, result, recorder.path)
+    if failures:
+        raise ScoringFailed("; ".join(failures))
     return result
 
 

@@ -151,7 +151,7 @@ def _data_root(part: Part, tasks: list[Task]) -> Path:
         if not part.result.data.is_demo:
             raise UsageError(f"{part.path}: spec.data_root {root} is not a directory here (merge rebuilds the samples)")
         root = ensure_demo_root(tasks)
-    require_data(tasks, root, "score")
+    require_data(tasks, root, "requests")  # the requests are rebuilt: question files, not images
     return root
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.adapter import ModelInfo
-from harness.data.check import data_fingerprint, require_data, resolve_data_root
+from harness.data.check import data_fingerprint, load_for, require_data, resolve_data_root
 from harness.data.demo import is_demo_root
 from harness.data.readers import iter_jsonl
 from harness.errors import DataError, UsageError
@@ -27,6 +27,7 @@ from harness.judging.setup import (
 )
 from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
 from harness.registry import get_task
+from harness.results.outcome import scoring_failure
 from harness.results.recorder import RunRecorder, new_result, protocol_info
 from harness.results.schema import (
     RESULTS_FILE,
@@ -40,7 +41,7 @@ from harness.results.schema import (
 )
 from harness.stats.intervals import add_intervals
 from harness.task import Task
-from harness.types import Response, Sample, TaskResult
+from harness.types import Response, Sample, TaskResult, json_kind
 
 
 @dataclass
@@ -66,6 +67,13 @@ class Scored:
     judge_usage: JudgeUsage | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
+    def failure(self) -> str | None:
+        """Why the answers gave no headline number (None when they did); see ``scoring_failure``."""
+        answered = None
+        if self.samples:  # a task-specific format (MME's folder) brings no samples of its own
+            answered = sum(1 for s in self.samples if (r := self.responses.get(s.id)) is not None and r.error is None)
+        return scoring_failure(self.result, self.judge_usage, answered)
+
 
 def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     records = list(iter_jsonl(path))
@@ -83,16 +91,25 @@ class AnswerFile:
     notes: list[str] = field(default_factory=list)
 
 
-def _join_notes(path: Path, keys: list[tuple[str, str]], n_joined: int) -> list[str]:
-    """Duplicates (a later line wins, as the official converters' dicts do) and lines that match no
-    question (ignored) are counted, never silent."""
-    unique = len(set(keys))
+def _join_notes(path: Path, keys: list[tuple[str, str]], used: set[int]) -> list[str]:
+    """Lines that gave no answer are counted, never silent: a line replaced by a later one with the same id
+    and prompt (the later wins, as the official converters' dicts do), and a line that matches no question
+    of the task. ``keys`` are the lines' (id, prompt) and ``used`` the indices of the lines that answered."""
+    used_keys = {keys[i] for i in used}
+    unused = [i for i in range(len(keys)) if i not in used]
+    replaced = sum(1 for i in unused if keys[i] in used_keys)
     notes = []
-    if len(keys) > unique:
-        notes.append(f"{path.name}: {len(keys) - unique} duplicate answer line(s); the later line was used")
-    if unique > n_joined:
-        notes.append(f"{path.name}: {unique - n_joined} answer line(s) match no question of the task; ignored")
+    if replaced:
+        notes.append(f"{path.name}: {replaced} duplicate answer line(s); the later line was used")
+    if len(unused) > replaced:
+        notes.append(f"{path.name}: {len(unused) - replaced} answer line(s) match no question of the task; ignored")
     return notes
+
+
+def _used_lines(task: Task, samples: list[Sample], lines: list[dict[str, Any]]) -> set[int]:
+    """Indices of the lines the task's join keeps (joined once more with each line's index as its text)."""
+    marked = [{**line, "text": f"\x00{i}"} for i, line in enumerate(lines)]
+    return {int(text[1:]) for text in task.match_answers(samples, marked).values()}
 
 
 def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
@@ -100,15 +117,22 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
     records = _read_records(path)
     first = records[0][1]
     if "question_id" in first:
+        bad: dict[str, str] = {}  # a stand-in text -> the error of a line whose answer is no string
+        lines = []
         for lineno, rec in records:
             for key in ("question_id", "text"):
                 if key not in rec:
                     raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
-        texts = task.match_answers(samples, (rec for _, rec in records))
+            if not isinstance(rec["text"], str):
+                stand_in = f"\x00unreadable answer, line {lineno}"
+                bad[stand_in] = f"{path}:{lineno}: 'text' is {json_kind(rec['text'])}, not a string"
+                rec = {**rec, "text": stand_in}
+            lines.append(rec)
+        texts = task.match_answers(samples, lines)
         keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
         label = str(first.get("model_id") or path.stem)
-        responses = {sid: Response(text=text) for sid, text in texts.items()}
-        return AnswerFile(responses, label, _join_notes(path, keys, len(responses)))
+        responses = {sid: Response(error=bad[t]) if t in bad else Response(text=t) for sid, t in texts.items()}
+        return AnswerFile(responses, label, _join_notes(path, keys, _used_lines(task, samples, lines)))
     if "id" in first and "response" in first:
         ids = {s.id for s in samples}
         out: dict[str, Response] = {}
@@ -116,9 +140,13 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
             if "id" not in rec or "response" not in rec:
                 raise DataError(f"{path}:{lineno}: missing field 'id' or 'response' (harness samples log)")
             if rec["response"] is not None and str(rec["id"]) in ids:
-                out[str(rec["id"])] = Response.from_json(rec["response"])
+                try:
+                    out[str(rec["id"])] = Response.from_record(rec["response"])
+                except ValueError as exc:  # counted as this sample's error, never read as an empty answer
+                    out[str(rec["id"])] = Response(error=f"{path}:{lineno}: {exc}")
         keys = [(str(rec["id"]), "") for _, rec in records if rec["response"] is not None]
-        return AnswerFile(out, path.parent.parent.name or path.stem, _join_notes(path, keys, len(out)))
+        last = {key[0]: i for i, key in enumerate(keys) if key[0] in ids}  # the later line of an id wins
+        return AnswerFile(out, path.parent.parent.name or path.stem, _join_notes(path, keys, set(last.values())))
     raise DataError(
         f"{path}:{records[0][0]}: unknown answers format: expected 'question_id' and 'text' (LLaVA answers) "
         "or 'id' and 'response' (a harness samples log)"
@@ -147,13 +175,14 @@ def _answers_path(text: str) -> Path:
 
 
 def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) -> LoadedAnswers:
-    """Read the task's annotation files and join an answers file to them."""
+    """Read the files the task's official scorer reads (``load_for``: a question file only if it is there) and
+    join an answers file to them."""
     if path.is_dir():
         raise UsageError(f"--answers: '{path}' is a folder; task {task.name} reads answers from a JSONL file")
     if root is None:
         raise UsageError("this needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
     require_data([task], root, "score")
-    samples = task.select(task.load(root), protocol.settings_for(task))
+    samples = task.select(load_for(task, root, "score"), protocol.settings_for(task))
     answers = read_answers(path, task, samples)
     by_id = {s.id: s for s in samples}
     answered = [by_id[sid] for sid in answers.responses if sid in by_id]
@@ -229,7 +258,7 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
     task = get_task(options.task)
     protocol = load_protocol(options.protocol)
     root = scored.data_root
-    fingerprints = {task.name: data_fingerprint(task, root)} if root is not None and scored.samples else {}
+    fingerprints = {task.name: data_fingerprint(task, root, "score")} if root is not None and scored.samples else {}
     spec = RunSpec(
         command="score",
         tasks=[task.name],
@@ -248,7 +277,8 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
         scored.result, scored.samples, scored.responses, protocol_settings=scored.settings,
         data_fingerprint=fingerprints.get(task.name, ""), judge_usage=scored.judge_usage,
     )
-    recorder.finish("complete")
+    why = scored.failure()
+    recorder.finish("failed" if why else "complete", why)
     recorder.close()
     return recorder.path
 

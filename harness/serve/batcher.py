@@ -45,6 +45,9 @@ class BatchStats:
         return {"requests": self.requests, "batches": self.batches, "largest_batch": self.largest}
 
 
+CLOSE_WAIT_S = 10.0  # how long a stop waits for the batch in flight
+
+
 class Batcher:
     def __init__(self, adapter: ModelAdapter, batch_size: int = 8, wait_s: float = 0.005) -> None:
         self.adapter = adapter
@@ -131,11 +134,14 @@ class Batcher:
         self.stats.requests += size
         self.stats.largest = max(self.stats.largest, size)
 
-    def close(self) -> None:
-        """Stop the worker after the batch in flight; waiting requests get an error."""
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> bool:
+        """Stop the worker: requests still queued get an error at once, the batch in flight gets ``wait_s`` to
+        finish (a stop is never held up longer; the worker is a daemon thread). False if it did not finish."""
         with self._lock:
             if self._closed:
-                return
+                return not self._thread.is_alive()
             self._closed = True
+            self._drain()
             self._queue.put(None)
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=wait_s)
+        return not self._thread.is_alive()

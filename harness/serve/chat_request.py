@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import math
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ from harness.types import IMAGE_PLACEHOLDER, GenerationSettings, ImageRef, Reque
 DEFAULT_MAX_TOKENS = 256
 MAX_TOKENS_LIMIT = 1 << 16
 MAX_STOPS = 16
+MAX_PROMPT_CHARS = 65_536  # one request may not hold the batch hostage with a huge prompt
+MAX_IMAGE_PIXELS = 25_000_000  # decoding and resizing a larger image takes seconds for every other client
 SERVE_TASK = "serve"
 
 
@@ -51,6 +54,16 @@ def decode_data_url(url: str, where: str) -> bytes:
     return data
 
 
+def _check_pixels(data: bytes, where: str) -> None:
+    """BadRequest when the image's header declares more than ``MAX_IMAGE_PIXELS`` (read before decoding)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as header:
+        width, height = header.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BadRequest(where, f"image too large ({width}x{height}; at most {MAX_IMAGE_PIXELS:,} pixels)", 413)
+
+
 def _image(part: Mapping[str, Any], where: str) -> ImageRef:
     value = part.get("image_url")
     url = value.get("url") if isinstance(value, Mapping) else value
@@ -58,7 +71,10 @@ def _image(part: Mapping[str, Any], where: str) -> ImageRef:
         raise BadRequest(f"{where}.image_url", "expected {\"url\": \"data:image/...;base64,...\"}")
     image = ImageRef(data=decode_data_url(url, f"{where}.image_url.url"))
     try:
+        _check_pixels(image.data, f"{where}.image_url.url")
         image.open()
+    except BadRequest:
+        raise
     except Exception as exc:  # PIL raises several types for bad bytes
         raise BadRequest(f"{where}.image_url.url", f"cannot decode the image: {type(exc).__name__}: {exc}") from None
     return image
@@ -148,6 +164,9 @@ def parse_chat_request(body: Any) -> Request:
     if not user:
         raise BadRequest("messages", "at least one user message is needed")
     prompt = "\n".join(user)
+    length = len(prompt) + sum(len(t) for t in system)
+    if length > MAX_PROMPT_CHARS:
+        raise BadRequest("messages", f"prompt too long ({length:,} characters; at most {MAX_PROMPT_CHARS:,})", 413)
     if prompt.count(IMAGE_PLACEHOLDER) != len(images):
         raise BadRequest("messages", f"the text may not contain the reserved {IMAGE_PLACEHOLDER} placeholder; "
                          "send images as image_url parts")  # fmt: skip

@@ -13,6 +13,7 @@ gets HTTP 500 with its message. ``--judge demo`` uses the same server in-process
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -116,6 +117,8 @@ class _Handler(BaseHTTPRequestHandler):
             return json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadRequest("body", f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest("body", "JSON nested too deeply") from None
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.app.verbose:
@@ -142,7 +145,7 @@ class ChatApp:
         try:
             request = parse_chat_request(body)
         except BadRequest as exc:
-            return 400, error_body(exc.message, "invalid_request_error", exc.param)
+            return exc.status, error_body(exc.message, "invalid_request_error", exc.param)
         job = self.batcher.submit(request)
         if job.bad_input is not None:
             return 400, error_body(f"messages: the model cannot take this input: {job.bad_input}",
@@ -206,17 +209,19 @@ class ChatServer:
         self._thread.start()
         return self
 
-    def close(self) -> None:
-        """Stop accepting, finish the batch in flight, release the model."""
+    def close(self) -> bool:
+        """Stop accepting, give the batch in flight a few seconds to finish, release the model. False when the
+        batch is still running (the model is then left to the exiting process)."""
         if self._closed:
-            return
+            return True
         self._closed = True
         if self._serving:
             self.httpd.shutdown()
         self.httpd.server_close()
-        self.app.batcher.close()
-        if self._owns_adapter:
+        finished = self.app.batcher.close()
+        if self._owns_adapter and finished:
             self.app.adapter.close()
+        return finished
 
 
 def start_server(
@@ -270,6 +275,12 @@ def serve(options: ServeOptions) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, old)
-        server.close()
+        finished = server.close()
+    if not finished:
+        # A generation is still running in the worker thread: end now rather than wait for it (an ordinary
+        # interpreter exit under a running torch kernel can abort).
+        print("server stopped (the batch in flight was abandoned)", flush=True)
+        sys.stderr.flush()
+        os._exit(0)
     print("server stopped", flush=True)
     return 0

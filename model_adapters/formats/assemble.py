@@ -8,7 +8,6 @@ from typing import Any
 
 from harness.errors import HarnessError
 from model_adapters.formats.converted import Part, check_part
-from model_adapters.formats.tensors import first_line
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 TEMPLATE_FIELDS = ("conv_mode", "conv_version", "conv_template")
@@ -22,20 +21,13 @@ def has_tokenizer(directory: Path) -> bool:
 
 def load_tokenizer(directories: Sequence[Path], path: Path) -> tuple[Any, Path]:
     """The tokenizer of the first directory that has tokenizer files, and that directory."""
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from model_adapters.loading import load_tokenizer as load_checked
 
     for directory in directories:
         if has_tokenizer(directory):
-            verbosity = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()  # it warns that the config's model_type is not a tokenizer's
-            try:
-                # never the repository's code (Factory configs carry an auto_map)
-                return AutoTokenizer.from_pretrained(directory, trust_remote_code=False), directory
-            except (OSError, ValueError, ImportError) as exc:
-                raise HarnessError(f"cannot load the tokenizer in {directory}: {first_line(exc)}") from exc
-            finally:
-                hf_logging.set_verbosity(verbosity)
+            # never the repository's code (Factory configs carry an auto_map); transformers' warning that the
+            # config's model_type is not a tokenizer's stays quiet
+            return load_checked(directory, trust_remote_code=False), directory
     names = ", ".join(str(d) for d in directories)
     raise HarnessError(f"checkpoint {path}: no tokenizer files ({', '.join(TOKENIZER_FILES)}) in {names}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.data.readers import iter_jsonl, require_fields
 from harness.errors import DataError
@@ -15,9 +15,9 @@ QUESTION_FIELDS = ("question_id", "image", "text")  # what every line of a LLaVA
 Line = tuple[str, dict[str, Any]]  # ("file:line", the parsed record)
 
 
-def llava_file(path: str, description: str) -> DataFile:
-    """A question file of LLaVA's eval.zip."""
-    return DataFile(path=path, description=description, source=LLAVA_EVAL_ZIP)
+def llava_file(path: str, description: str, needed_for: Literal["score", "run"] = "score") -> DataFile:
+    """A question file of LLaVA's eval.zip; ``needed_for="run"`` where the official scorer does not read it."""
+    return DataFile(path=path, needed_for=needed_for, description=description, source=LLAVA_EVAL_ZIP)
 
 
 def image_folder(path: str, description: str, source: str) -> DataFile:

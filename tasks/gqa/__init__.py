@@ -7,6 +7,9 @@ Protocols (the [tasks.gqa] tables of ``harness/protocols/*.toml``):
 - ``lmms-eval`` (v0.7, ``tasks/gqa/gqa.yaml``): ``pre_prompt`` + the official question + ``post_prompt``
   (the same suffix, so the same prompt), ``max_new_tokens`` 16, exact match after strip, lower-case
   and deletion of ASCII punctuation; accuracy only.
+
+Scoring reads only the official questions file, as ``eval.py`` does; LLaVA's question file is for running
+(``load_for_scoring`` builds the samples without it).
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> d
     }
 
 
+def _read_questions(path: Path) -> dict[str, Any]:
+    """The official questions file: a JSON object keyed by question id."""
+    questions = read_json(path)
+    if not isinstance(questions, dict):
+        raise DataError(f"{path}: expected a JSON object keyed by question id")
+    return questions
+
+
 class GQATask(LlavaTask):
     name = "gqa"
     description = "GQA testdev-balanced: compositional VQA on real images, exact-match accuracy."
@@ -73,7 +84,7 @@ class GQATask(LlavaTask):
         llava = "LLaVA's question file (question_id, image, text with the short-answer suffix)"
         official = "official GQA testdev-balanced questions with answers and types"
         return [
-            llava_file(LLAVA_QUESTIONS, llava),
+            llava_file(LLAVA_QUESTIONS, llava, needed_for="run"),  # the official eval.py reads the questions below
             DataFile(path=OFFICIAL_QUESTIONS, description=official, source=f"GQA questions1.2.zip from {_GQA_SITE}"),
             image_folder(IMAGES_DIR, "GQA images (<imageId>.jpg)", f"GQA images.zip from {_GQA_SITE}"),
         ]
@@ -82,9 +93,7 @@ class GQATask(LlavaTask):
         root = Path(data_root)
         jsonl_path = root / LLAVA_QUESTIONS
         questions_path = root / OFFICIAL_QUESTIONS
-        questions = read_json(questions_path)
-        if not isinstance(questions, dict):
-            raise DataError(f"{questions_path}: expected a JSON object keyed by question id")
+        questions = _read_questions(questions_path)
         index = {qid: i for i, qid in enumerate(questions)}
         samples: list[Sample] = []
         for where, rec in unique_question_lines(jsonl_path):
@@ -97,7 +106,29 @@ class GQATask(LlavaTask):
                 Sample(
                     id=qid,
                     question=str(rec["text"]),
-                    images=(ImageRef(path=str(root / IMAGES_DIR / str(rec["image"]))),),
+                    images=(ImageRef(path=str(root / IMAGES_DIR / str(rec["image"])), root=str(root)),),
+                    target=question["answer"],
+                    metadata=metadata,
+                )
+            )
+        return samples
+
+    def load_for_scoring(self, data_root: Path) -> list[Sample]:
+        """Every official question, in file order, from the official file alone (what ``eval.py`` reads): id =
+        question id (the answers' question_id), question the official text. These samples score answers only
+        (they lack LLaVA's suffix); ``load`` gives the same ids, targets and metadata for the lines it lists."""
+        root = Path(data_root)
+        questions_path = root / OFFICIAL_QUESTIONS
+        questions = _read_questions(questions_path)
+        samples: list[Sample] = []
+        for index, (qid, question) in enumerate(questions.items()):
+            metadata = _official_metadata(question, f"{questions_path}: question {qid}", index)
+            image = f"{question['imageId']}.jpg"
+            samples.append(
+                Sample(
+                    id=str(qid),
+                    question=str(question["question"]),
+                    images=(ImageRef(path=str(root / IMAGES_DIR / image), root=str(root)),),
                     target=question["answer"],
                     metadata=metadata,
                 )

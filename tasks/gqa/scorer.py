@@ -165,8 +165,9 @@ _DELETE_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def lmms_eval_normalize(text: str) -> str:
-    """lmms-eval's exact_match preprocessing with ignore_case and ignore_punctuation (nothing else)."""
-    return text.lower().translate(_DELETE_PUNCTUATION)
+    """lmms-eval's exact_match preprocessing with ignore_case and ignore_punctuation (nothing else); trailing
+    NUL characters go too, as numpy's fixed-width string arrays (which lmms-eval compares) drop them."""
+    return text.lower().translate(_DELETE_PUNCTUATION).rstrip("\x00")
 
 
 def score_gqa_lmms_eval(

@@ -137,7 +137,7 @@ class LlavaBenchTask(LlavaTask):
                 Sample(
                     id=qid,
                     question=str(rec["text"]),
-                    images=(ImageRef(path=str(root / IMAGES_DIR / image)),),
+                    images=(ImageRef(path=str(root / IMAGES_DIR / image), root=str(root)),),
                     target=None if reference is None else str(reference["text"]),
                     metadata={
                         "index": index,

@@ -9,6 +9,12 @@ written, unanswered ones with an empty prediction.
 
 Cell values follow what pandas writes: ``index`` as an integer, NA cells empty, everything else as
 text. Control characters that xlsx cannot hold (openpyxl would refuse the file) are removed.
+
+Every text cell is stored as a string, never a formula: openpyxl makes a formula of any text that
+starts with ``=``, so a model answering ``=HYPERLINK(...)`` would otherwise put a live formula in the
+file. Text that a spreadsheet would read as a formula when edited (``= + - @``, also after leading
+tab/CR) also gets Excel's quote-prefix flag, the stored form of a typed leading ``'``. The cell values
+themselves are unchanged, so the evaluator reads exactly the predictions, options and answers given.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from tasks.mmbench.tsv import read_table
 DROPPED = ("hint", "category", "source", "image", "comment", "l2-category")
 PREDICTION_POSITION = 6
 SHEET = "Sheet1"
+FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 
 def submission_columns(header: list[str]) -> list[str]:
@@ -29,6 +36,11 @@ def submission_columns(header: list[str]) -> list[str]:
     kept = [c for c in header if c not in DROPPED]
     kept.insert(min(PREDICTION_POSITION, len(kept)), "prediction")
     return kept
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet could read ``text`` as a formula (OWASP's CSV-injection prefixes)."""
+    return text.lstrip("\t\r").startswith(FORMULA_PREFIXES)
 
 
 def write_submission(tsv: Path, predictions: Mapping[int, str], output: Path) -> Path:
@@ -62,6 +74,11 @@ def write_submission(tsv: Path, predictions: Mapping[int, str], output: Path) ->
             else:
                 values.append(clean(row.get(column)))
         sheet.append(values)
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # as text, even when it starts with "="
+                if looks_like_formula(cell.value):
+                    cell.quotePrefix = True
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     book.save(output)

@@ -93,6 +93,7 @@ class Extractor:
     prompt_file: str
     judge_max_tokens: int
     fallback: Callable[[Mapping[str, str], random.Random], str]
+    patience: int = 1  # calls per try while the reply is empty or the call fails (lmms-eval: 5), reply stripped
 
     def judge_prompt(self, question: str, options: Sequence[tuple[str, str]], prediction: str) -> str:
         listing = "There are several options: \n" + "".join(f"{c}. {v}\n" for c, v in options)
@@ -118,6 +119,7 @@ EXTRACTORS = {
         "lmms_eval_choice_extractor_prompt.txt",
         256,
         _lmms_eval_fallback,
+        patience=5,
     ),
 }
 
@@ -177,19 +179,27 @@ def ask_judge(
         str(p.sample.metadata["question"]), _judge_options(p.sample, extractor), p.prediction
     )
     max_tokens = int(settings.get("judge_max_tokens", extractor.judge_max_tokens))
-    for attempt in range(JUDGE_TRIES):
-        # Each try is a fresh call, as in VLMEvalKit: the try index keeps a caching judge from replaying try 0.
-        messages = [{"role": "user", "content": prompt}]
-        reply = judge.complete(messages, temperature=0.0, max_tokens=max_tokens, attempt=attempt)
-        log.calls += 1
-        if reply.model:
-            log.models.add(reply.model)
-        if reply.error is not None or API_FAILURE in reply.text:
+    messages = [{"role": "user", "content": prompt}]
+    calls = 0
+    for _ in range(JUDGE_TRIES):
+        # Every call is a fresh one (its index is the judge's attempt, so a caching judge never replays an
+        # earlier one): one per try in VLMEvalKit; in lmms-eval an empty reply or a failed call is asked again
+        # within the try (its get_chat_response patience) before the try counts as an API failure.
+        for _ in range(extractor.patience):
+            reply = judge.complete(messages, temperature=0.0, max_tokens=max_tokens, attempt=calls)
+            calls += 1
+            log.calls += 1
+            if reply.model:
+                log.models.add(reply.model)
+            if extractor.patience == 1 or (reply.error is None and reply.text.strip()):
+                break
+        text = reply.text.strip() if extractor.patience > 1 else reply.text
+        if reply.error is not None or API_FAILURE in text or (extractor.patience > 1 and not text):
             log.failures += 1
-            p.replies.append(f"error: {reply.error or reply.text}")
+            p.replies.append(f"error: {reply.error or text or 'empty reply'}")
             continue
-        p.replies.append(reply.text)
-        letter = extractor.heuristic(reply.text, choices)
+        p.replies.append(text)
+        letter = extractor.heuristic(text, choices)
         if letter:
             p.letter, p.how = letter, "judge"
             return
@@ -213,12 +223,17 @@ def eval_group(
             return False, f"pass {p.index} read as {p.letter}, answer {p.answer}"
     if all(p.letter == p.answer for p in passes):
         return True, "every pass matched its answer"
-    if judge is None:
+    random_without_judge = settings.get("unmatched_without_judge", "wrong") == "random"
+    if judge is None and not random_without_judge:
         return False, "a pass matched no option and no judge is configured (exact matching)"
     for p in passes:
         if p.letter:
             continue
-        ask_judge(p, judge, extractor, settings, rng, log)
+        if judge is None:  # lmms-eval without a working judge: its tries fail, the seeded random letter decides
+            p.letter, p.how = extractor.fallback(_choices(p.sample, extractor), rng), "random"
+            log.random += 1
+        else:
+            ask_judge(p, judge, extractor, settings, rng, log)
         if p.letter != p.answer:
             return False, f"pass {p.index} resolved by the {p.how} to {p.letter}, answer {p.answer}"
     return True, "every pass matched its answer (judge consulted)"

@@ -126,7 +126,7 @@ class MMETask(LlavaTask):
                 Sample(
                     id=f"{qid}#{occurrences[qid]}",
                     question=text,
-                    images=(ImageRef(path=str(root / IMAGES_DIR / str(rec["image"]))),),
+                    images=(ImageRef(path=str(root / IMAGES_DIR / str(rec["image"])), root=str(root)),),
                     target=answer,
                     metadata={
                         "category": category,

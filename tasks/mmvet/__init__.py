@@ -76,7 +76,7 @@ def _sample(qid: str, item: Any, root: Path, instruction: str | None, index: int
     return Sample(
         id=qid,
         question=str(item["question"]),
-        images=(ImageRef(path=str(root / IMAGES_DIR / str(item["imagename"]))),),
+        images=(ImageRef(path=str(root / IMAGES_DIR / str(item["imagename"])), root=str(root)),),
         target=str(item["answer"]),
         metadata={
             "index": index,
@@ -174,7 +174,7 @@ def read_results_file(path: Path) -> dict[str, str] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     if not isinstance(data, dict) or not data or not all(str(k).startswith("v1_") for k in data):
         return None

@@ -5,9 +5,11 @@ Data (under the data root, LLaVA's ``playground/data/eval`` layout):
 - ``scienceqa/llava_test_CQM-A.json``: LLaVA's question file (eval.zip): a list of
   ``{id, image?, conversations}``; the first human turn is ``[<image>\\n][Context: hint\\n]question``
   followed by one ``\\nA. option`` line per choice. Samples follow its order; problems without an
-  image have no ``image`` key and no ``<image>`` token.
+  image have no ``image`` key and no ``<image>`` token. Only a run needs it (for the prompts).
 - ``scienceqa/problems.json`` and ``scienceqa/pid_splits.json``: the official ScienceQA files
-  (answers, choices; the ``test`` split list the scorer walks).
+  (answers, choices; the ``test`` split list the scorer walks). They are all ``harness score`` needs:
+  without the question file the samples are the test split's problems, in its order
+  (``load_for_scoring``), with the ids, answers and image flags ``load`` gives.
 - ``scienceqa/images/test/<id>/image.png``: the test images (only to run a model).
 
 Protocols (the [tasks.scienceqa] tables of ``harness/protocols/*.toml``): ``llava15`` is
@@ -76,6 +78,40 @@ def image_first(sample: Sample, text: str) -> str:
     return with_image(text) if sample.images else text
 
 
+def read_official(root: Path) -> tuple[dict[str, Any], list[str]]:
+    """problems.json (by problem id) and the ``test`` ids of pid_splits.json (each once, in order)."""
+    problems_path, splits_path = root / PROBLEMS, root / PID_SPLITS
+    problems = read_json(problems_path)
+    if not isinstance(problems, dict):
+        raise DataError(f"{problems_path}: expected a JSON object keyed by problem id")
+    splits = read_json(splits_path)
+    if not isinstance(splits, dict) or not isinstance(splits.get("test"), list):
+        raise DataError(f"{splits_path}: expected a JSON object with a 'test' list of problem ids")
+    return problems, list(dict.fromkeys(str(pid) for pid in splits["test"]))
+
+
+def _sample(root: Path, pid: str, question: str, image: str | None, problem: Any, in_test: bool) -> Sample:
+    """The sample of problem ``pid`` (``image``: its file under the test image folder, None for text-only)."""
+    answer, choices = _problem_fields(problem, pid, str(root / PROBLEMS))
+    return Sample(
+        id=pid,
+        question=question,
+        images=(ImageRef(path=str(root / IMAGES_DIR / image), root=str(root)),) if image is not None else (),
+        target=answer,
+        metadata={
+            "n_choices": len(choices),
+            "answer_letter": OPTIONS[answer],
+            "in_test_split": in_test,
+            "image": image,
+            "choices": choices,
+            "hint": str(problem.get("hint") or ""),
+            "problem_question": str(problem.get("question", "")),
+            "subject": problem.get("subject"),
+            "grade": problem.get("grade"),
+        },
+    )
+
+
 class ScienceQATask(LlavaTask):
     name = "scienceqa"
     description = "ScienceQA-IMG test: science multiple choice; accuracy on image problems (eval_science_qa.py)."
@@ -88,7 +124,8 @@ class ScienceQATask(LlavaTask):
     def data_files(self) -> list[DataFile]:
         images = f"test.zip of the ScienceQA images, {_SQA_REPO}"
         return [
-            llava_file(LLAVA_QUESTIONS, "LLaVA's ScienceQA test question file (id, image, conversations)"),
+            # eval_science_qa.py reads problems.json and pid_splits.json; the question file only makes prompts
+            llava_file(LLAVA_QUESTIONS, "LLaVA's ScienceQA test question file (id, image, conversations)", "run"),
             DataFile(path=PROBLEMS, description="official ScienceQA problems (answers, choices)", source=_SQA_REPO),
             DataFile(path=PID_SPLITS, description="official ScienceQA split lists (the 'test' ids)", source=_SQA_REPO),
             image_folder(IMAGES_DIR, "ScienceQA test images (<id>/image.png)", images),
@@ -100,13 +137,7 @@ class ScienceQATask(LlavaTask):
         questions = read_json(questions_path)
         if not isinstance(questions, list):
             raise DataError(f"{questions_path}: expected a JSON list of questions")
-        problems = read_json(problems_path)
-        if not isinstance(problems, dict):
-            raise DataError(f"{problems_path}: expected a JSON object keyed by problem id")
-        splits = read_json(splits_path)
-        if not isinstance(splits, dict) or not isinstance(splits.get("test"), list):
-            raise DataError(f"{splits_path}: expected a JSON object with a 'test' list of problem ids")
-        test_ids = [str(pid) for pid in splits["test"]]
+        problems, test_ids = read_official(root)
         in_test = set(test_ids)
         samples: list[Sample] = []
         seen: set[str] = set()
@@ -119,36 +150,36 @@ class ScienceQATask(LlavaTask):
             seen.add(pid)
             if pid not in problems:
                 raise DataError(f"{where}: problem {pid} is not in {problems_path}")
-            problem = problems[pid]
-            answer, choices = _problem_fields(problem, pid, str(problems_path))
             image = entry.get("image")
             if image is not None and not isinstance(image, str):
                 raise DataError(f"{where}: 'image' is not a file name")
-            samples.append(
-                Sample(
-                    id=pid,
-                    question=value.replace(IMAGE_PLACEHOLDER, "").strip(),
-                    images=(ImageRef(path=str(root / IMAGES_DIR / image)),) if image is not None else (),
-                    target=answer,
-                    metadata={
-                        "n_choices": len(choices),
-                        "answer_letter": OPTIONS[answer],
-                        "in_test_split": pid in in_test,
-                        "image": image,
-                        "choices": choices,
-                        "hint": str(problem.get("hint") or ""),
-                        "problem_question": str(problem.get("question", "")),
-                        "subject": problem.get("subject"),
-                        "grade": problem.get("grade"),
-                    },
-                )
-            )
+            question = value.replace(IMAGE_PLACEHOLDER, "").strip()
+            samples.append(_sample(root, pid, question, image, problems[pid], pid in in_test))
         absent = [pid for pid in test_ids if pid not in seen]
         if absent:
             raise DataError(
                 f"{questions_path}: {len(absent)} test problems of {splits_path} are not in the question file "
                 f"(first: {absent[0]}); eval_science_qa.py would score them FAILED"
             )
+        return samples
+
+    def load_for_scoring(self, data_root: Path) -> list[Sample]:
+        """The test problems from problems.json and pid_splits.json alone (what eval_science_qa.py reads), in
+        the split's order: id = problem id (the answers' question_id), an image where problems.json names one.
+        The question is the problem's own text, not LLaVA's CQM-A prompt: these samples score answers only."""
+        root = Path(data_root)
+        problems, test_ids = read_official(root)
+        samples: list[Sample] = []
+        for pid in test_ids:
+            if pid not in problems:
+                raise DataError(f"{root / PID_SPLITS}: test problem {pid} is not in {root / PROBLEMS}")
+            problem = problems[pid]
+            _problem_fields(problem, pid, str(root / PROBLEMS))  # a malformed problem is named before it is read
+            image = problem.get("image")
+            if image is not None and not isinstance(image, str):
+                raise DataError(f"{root / PROBLEMS}: problem {pid}: 'image' is not a file name")
+            question = str(problem.get("question", ""))
+            samples.append(_sample(root, pid, question, f"{pid}/{image}" if image else None, problem, True))
         return samples
 
     def llava_prompt(self, sample: Sample, settings: Settings) -> str:

@@ -7,6 +7,11 @@ matches results: by (image id, the lower-cased question recovered from the promp
 annotations share that pair, the later one wins. A line that matches no annotation, or whose
 annotation has other than ten answers, is an error naming the line (the script fails there too).
 
+Scoring does not need the question file (``eval_textvqa.py`` reads only the annotations and the answers,
+whose prompts give the questions): without it, ``load_for_scoring`` makes one sample per annotation, the
+k-th annotation of an image getting ``<image_id>#<k>``, which are the ids ``load`` gives when the question
+file lists the annotations' questions in the annotation file's order (as LLaVA's does).
+
 Protocols (the [tasks.textvqa] tables of ``harness/protocols/*.toml``):
 
 - ``llava15``: the question file's text (question, ``Reference OCR token: ...``, the short-answer
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,11 +53,16 @@ _TEXTVQA_SITE = "https://textvqa.org/dataset"
 Key = tuple[Any, str]  # (image id, lower-cased question)
 
 
-def read_annotations(path: Path) -> tuple[dict[Key, dict[str, Any]], Counter[Key]]:
-    """The annotations keyed as eval_textvqa.py keys them (later wins), and how many share each key."""
+Annotations = tuple[list[dict[str, Any]], dict[Key, dict[str, Any]], Counter[Key]]
+
+
+def read_annotations(path: Path) -> Annotations:
+    """The annotation items in file order, the same keyed as eval_textvqa.py keys them (later wins), and how
+    many share each key. Each item gains ``_index``, its position in ``data``."""
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError(f"{path}: expected a JSON object with a 'data' list")
+    items: list[dict[str, Any]] = []
     out: dict[Key, dict[str, Any]] = {}
     counts: Counter[Key] = Counter()
     for i, item in enumerate(data["data"]):
@@ -62,9 +73,10 @@ def read_annotations(path: Path) -> tuple[dict[Key, dict[str, Any]], Counter[Key
         if not isinstance(item["question"], str):
             raise DataError(f"{where}: 'question' is not a string")
         key = (item["image_id"], item["question"].lower())
-        out[key] = {**item, "_index": i}
+        items.append({**item, "_index": i})
+        out[key] = items[-1]
         counts[key] += 1
-    return out, counts
+    return items, out, counts
 
 
 def _checked_answers(annotation: Mapping[str, Any], path: Path) -> list[str]:
@@ -86,6 +98,36 @@ def prompt_question(question_id: str, prompt: str) -> str:
         raise DataError(f"answer for question_id {question_id}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class _Line:
+    """What a sample takes from a question-file line (or, without the file, from its annotation)."""
+
+    question_id: str  # LLaVA's question_id: the image id
+    occurrence: int  # k: lines with this question_id before this one
+    text: str
+    image: str
+    ocr_tokens: list[str] | None
+
+
+def _sample(root: Path, line: _Line, annotation: Mapping[str, Any], shared: int) -> Sample:
+    """The sample of ``line``, scored against ``annotation`` (the one its key selects; ``shared`` have that key)."""
+    return Sample(
+        id=f"{line.question_id}#{line.occurrence}",
+        question=line.text,
+        images=(ImageRef(path=str(root / IMAGES_DIR / line.image), root=str(root)),),
+        target=_checked_answers(annotation, root / ANNOTATIONS),
+        metadata={
+            "question_id": line.question_id,
+            "image_id": annotation["image_id"],
+            "eval_question": str(annotation["question"]).lower(),
+            "raw_question": annotation["question"],
+            "annotation_question_id": annotation.get("question_id"),
+            "annotation_shared": shared > 1,
+            "ocr_tokens": line.ocr_tokens,
+        },
+    )
+
+
 class TextVQATask(LlavaTask):
     name = "textvqa"
     description = "TextVQA val 0.5.1 with OCR-token prompts; VQA accuracy after EvalAI answer processing."
@@ -101,7 +143,7 @@ class TextVQATask(LlavaTask):
         official = "official TextVQA 0.5.1 val annotations (10 answers per question)"
         images = "TextVQA train/val images (<image_id>.jpg)"
         return [
-            llava_file(LLAVA_QUESTIONS, llava),
+            llava_file(LLAVA_QUESTIONS, llava, needed_for="run"),  # eval_textvqa.py reads the answers' prompts
             DataFile(path=ANNOTATIONS, description=official, source=f"TextVQA_0.5.1_val.json from {_TEXTVQA_SITE}"),
             image_folder(IMAGES_DIR, images, f"train_val_images.zip from {_TEXTVQA_SITE}"),
         ]
@@ -109,7 +151,7 @@ class TextVQATask(LlavaTask):
     def load(self, data_root: Path) -> list[Sample]:
         root = Path(data_root)
         jsonl_path, ann_path = root / LLAVA_QUESTIONS, root / ANNOTATIONS
-        annotations, counts = read_annotations(ann_path)
+        _, annotations, counts = read_annotations(ann_path)
         occurrences: Counter[str] = Counter()
         samples: list[Sample] = []
         for where, rec in question_lines(jsonl_path):
@@ -126,23 +168,25 @@ class TextVQATask(LlavaTask):
                     f"and question {question!r}"
                 )
             qid = str(rec["question_id"])
-            samples.append(
-                Sample(
-                    id=f"{qid}#{occurrences[qid]}",
-                    question=text,
-                    images=(ImageRef(path=str(root / IMAGES_DIR / str(rec["image"]))),),
-                    target=_checked_answers(annotation, ann_path),
-                    metadata={
-                        "question_id": qid,
-                        "image_id": annotation["image_id"],
-                        "eval_question": question,
-                        "raw_question": annotation["question"],
-                        "annotation_question_id": annotation.get("question_id"),
-                        "annotation_shared": counts[key] > 1,
-                        "ocr_tokens": ocr_tokens(text),
-                    },
-                )
-            )
+            line = _Line(qid, occurrences[qid], text, str(rec["image"]), ocr_tokens(text))
+            samples.append(_sample(root, line, annotation, counts[key]))
+            occurrences[qid] += 1
+        return samples
+
+    def load_for_scoring(self, data_root: Path) -> list[Sample]:
+        """One sample per annotation, from the annotations alone (no question file): id ``<image_id>#<k>`` for
+        the k-th annotation of that image, question the annotation's, target the ten answers of the later
+        annotation with the same (image id, lower-cased question), as eval_textvqa.py's dict keeps it. The
+        samples have no OCR tokens, so they serve to score answers, not to build LLaVA's requests."""
+        root = Path(data_root)
+        items, annotations, counts = read_annotations(root / ANNOTATIONS)
+        occurrences: Counter[str] = Counter()
+        samples: list[Sample] = []
+        for item in items:
+            key = (item["image_id"], item["question"].lower())
+            qid = str(item["image_id"])
+            line = _Line(qid, occurrences[qid], str(item["question"]), f"{qid}.jpg", None)
+            samples.append(_sample(root, line, annotations[key], counts[key]))
             occurrences[qid] += 1
         return samples
 

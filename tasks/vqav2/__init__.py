@@ -84,7 +84,7 @@ class VQAv2Task(LlavaTask):
                 Sample(
                     id=str(rec["question_id"]),
                     question=text,
-                    images=(ImageRef(path=str(root / TEST_IMAGES / str(rec["image"]))),),
+                    images=(ImageRef(path=str(root / TEST_IMAGES / str(rec["image"])), root=str(root)),),
                     metadata={
                         "question_id": rec["question_id"],
                         "raw_question": text.removesuffix(LLAVA_SUFFIX),
@@ -213,7 +213,9 @@ class VQAv2ValTask(LlavaTask):
                 Sample(
                     id=str(qid),
                     question=str(question["question"]),
-                    images=(ImageRef(path=str(root / VAL_IMAGES / val_image_name(question["image_id"]))),),
+                    images=(
+                        ImageRef(path=str(root / VAL_IMAGES / val_image_name(question["image_id"])), root=str(root)),
+                    ),
                     target=texts,
                     metadata={
                         "question_id": qid,

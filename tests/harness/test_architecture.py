@@ -10,7 +10,7 @@ from tests.helpers.paths import REPO
 
 HARNESS = REPO / "harness"
 SUBCOMMANDS = {"run", "merge", "score", "export", "serve", "convert", "import", "leaderboard", "report", "compare",
-               "gate", "plan", "list", "data"}  # fmt: skip
+               "gate", "plan", "list", "data", "store"}  # fmt: skip
 
 
 def _imported_modules(source: str) -> set[str]:

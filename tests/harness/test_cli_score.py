@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.data.check import data_fingerprint
+from harness.registry import get_task
 from harness.results.schema import load_results
 from harness.results.store import ResultsStore, default_store_url
+from tests.helpers import score_cli
 from tests.helpers.paths import REALDATA
+from tests.helpers.score_cli import link_root
 
 MME_REAL = REALDATA / "mme"
+QUESTIONS = "gqa/data/testdev_balanced_questions.json"
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
@@ -136,6 +142,54 @@ def test_list_shows_tasks_and_adapters() -> None:
     assert any(f["path"] == "gqa/data/images" and f["needed_for"] == "run" for f in tasks["gqa"]["files"])
     assert {"tinyllava", "openai"} <= {m["name"] for m in payload["models"]}
     assert all("default_judge" in t for t in payload["tasks"])
+
+
+def test_list_groups_the_files_to_score_and_the_files_only_to_run() -> None:
+    proc = harness("list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    tasks = {t["name"]: t for t in json.loads(proc.stdout)["tasks"]}
+    for name, task in tasks.items():
+        paths = [f["path"] for f in task["files"]]
+        assert sorted(task["score_files"] + task["run_only_files"]) == sorted(paths), name
+        assert task["score_files"] == [f["path"] for f in task["files"] if f["needed_for"] == "score"], name
+    # the official scorers of these read no LLaVA question file: only a run needs it (and the images)
+    assert tasks["textvqa"]["score_files"] == ["textvqa/TextVQA_0.5.1_val.json"]
+    assert tasks["textvqa"]["run_only_files"] == ["textvqa/llava_textvqa_val_v051_ocr.jsonl", "textvqa/train_images"]
+    assert tasks["scienceqa"]["score_files"] == ["scienceqa/problems.json", "scienceqa/pid_splits.json"]
+    assert tasks["scienceqa"]["run_only_files"] == ["scienceqa/llava_test_CQM-A.json", "scienceqa/images/test"]
+    assert tasks["gqa"]["score_files"] == ["gqa/data/testdev_balanced_questions.json"]
+    assert "gqa/llava_gqa_testdev_balanced.jsonl" in tasks["gqa"]["run_only_files"]
+    assert tasks["mmbench"]["run_only_files"] == []
+
+    proc = subprocess.run([sys.executable, "-m", "harness", "list"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "250"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "to score (and run)" in line)
+    assert "only to run" in header
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("│ textvqa "))
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[-3:-1] == ["textvqa/TextVQA_0.5.1_val.json", "textvqa/llava_textvqa_val_v051_ocr.jsonl"]
+
+
+def test_gqa_scores_without_the_question_file_and_runs_only_with_it(demo_root: Path, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.jsonl"
+    _gqa_truth_answers(demo_root, answers, wrong_every=3)
+    lines = answers.read_text().splitlines()
+    answers.write_text("\n".join(lines[2:]) + "\n")  # two questions unanswered (scored as wrong)
+    bare = link_root(tmp_path / "bare", {QUESTIONS: demo_root / QUESTIONS})
+    result, log = score_cli.score("gqa", answers, demo_root, tmp_path / "out-full")
+    assert score_cli.score("gqa", answers, bare, tmp_path / "out-bare") == (result, log)
+    assert result["n_missing"] == 2 and len(log) == result["n_samples"] == len(lines)
+    fingerprints = {score_cli.data_fingerprint(tmp_path / out, "gqa") for out in ("out-full", "out-bare")}
+    assert fingerprints == {data_fingerprint(get_task("gqa"), bare, "score")}
+    assert data_fingerprint(get_task("gqa"), demo_root) != data_fingerprint(get_task("gqa"), demo_root, "score")
+
+    message = score_cli.run_error("gqa", bare, tmp_path / "out-run")
+    assert str(bare / "gqa/llava_gqa_testdev_balanced.jsonl") in message and QUESTIONS not in message
+
+    proc = harness("data", "gqa", "--data-root", str(bare))
+    assert proc.returncode == 1 and "run only" in proc.stdout and "MISSING" in proc.stdout
+    assert f"{len(lines)} samples (enough to score answers" in proc.stdout
 
 
 def test_data_check_names_missing_files_and_sources(demo_root: Path, tmp_path: Path) -> None:

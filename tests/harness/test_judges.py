@@ -372,17 +372,25 @@ def test_no_judge_keeps_answers_for_a_later_score(
 
 
 @pytest.mark.slow
-def test_failing_judge_does_not_stop_the_run(tmp_path: Path, plugin_env: dict[str, str], plugin_root: Path) -> None:
+def test_failing_judge_fails_the_run_and_keeps_the_answers(
+    tmp_path: Path, plugin_env: dict[str, str], plugin_root: Path
+) -> None:
+    """Every judge call fails: the run ends (exit 1, status failed, the reason in one line), after every
+    answer is judged and recorded, so a later ``score`` with a working judge needs no generation."""
     out = tmp_path / "results"
     with replay_server(default="1") as server:
         server.always = "500"
         proc = harness("run", "--tasks", "judged_echo", "--data-root", str(plugin_root), "--output-dir", str(out),
                        "--no-progress", "--judge", "openai:gpt-4-0613", "--judge-base-url", server.url,
                        "--judge-retries", "1", env=plugin_env)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 1, proc.stderr
         assert len(server.requests) == 8  # 4 answers, each tried twice
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == "error: judged_echo: score could not be computed (4 of 4 judge calls failed)"
+    assert "Traceback" not in proc.stderr and "not computed" in proc.stdout + proc.stderr
     result = load_results(only_run_dir(out))
-    assert result.status == "complete"
+    assert result.status == "failed" and result.errors == [last.removeprefix("error: ")]
+    assert len((only_run_dir(out) / "samples" / "judged_echo.jsonl").read_text().splitlines()) == 4
     record = result.tasks["judged_echo"]
     assert record.judge_usage is not None and record.judge_usage.errors == 4 and record.n_parse_failures == 4
 

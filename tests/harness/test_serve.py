@@ -261,6 +261,8 @@ def test_bad_requests_get_400_naming_the_field(server: Server, body: Any, param:
 def test_malformed_json_and_unknown_routes(server: Server) -> None:
     status, payload = post(server, None, raw=b"{not json")
     assert status == 400 and payload["error"]["param"] == "body"
+    status, payload = post(server, None, raw=b"[" * 100_000 + b"]" * 100_000)  # nested past Python's recursion
+    assert status == 400 and payload["error"]["param"] == "body" and "nested too deeply" in payload["error"]["message"]
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
         client(server).chat.completions.create(model=SERVED, messages=[{"role": "user", "content": "q"}], max_tokens=0)
     with pytest.raises(urllib.error.HTTPError) as info:
@@ -363,6 +365,34 @@ def test_openai_adapter_on_the_served_model_matches_the_local_adapter(
     cached_texts, second = answers(api_out, before)
     assert cached_texts == api_texts
     assert second.tasks["gqa"].timing.n_cached == 8 and second.tasks["gqa"].timing.n_generated == 0
+
+
+def test_oversized_prompts_and_images_are_refused(server: Server) -> None:
+    from harness.serve.chat_request import MAX_IMAGE_PIXELS, MAX_PROMPT_CHARS
+
+    status, payload = post(server, {"messages": [{"role": "user", "content": "x" * (MAX_PROMPT_CHARS + 1)}]})
+    assert status == 413 and payload["error"]["param"] == "messages" and "too long" in payload["error"]["message"]
+    buffer = io.BytesIO()
+    Image.new("RGB", (6000, MAX_IMAGE_PIXELS // 6000 + 1)).save(buffer, format="PNG")  # compresses to kilobytes
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    body = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]}
+    status, payload = post(server, body)
+    assert status == 413 and "too large" in payload["error"]["message"]
+    assert payload["error"]["param"] == "messages[0].content[0].image_url.url"
+
+
+def test_sigterm_stops_the_server_with_a_long_generation_in_flight(ckpt: Path) -> None:
+    """A stop waits a few seconds for the batch in flight, not for a 65k-token generation to end."""
+    import time
+
+    running = Server("--model", f"tinyllava:{ckpt}", "--device", "cpu")
+    body = {"messages": [{"role": "user", "content": "Tell a long story."}], "max_tokens": 65536}
+    worker = threading.Thread(target=lambda: post(running, body), daemon=True)
+    worker.start()
+    time.sleep(2.0)  # the generation is under way
+    start = time.monotonic()
+    code, out = running.stop()
+    assert time.monotonic() - start < 30 and code == 0 and "server stopped" in out
 
 
 def test_sigterm_stops_the_server(ckpt: Path) -> None:

@@ -18,7 +18,17 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Failure = str  # "500" | "400" | "close" | "sleep"
+# "500" | "400" | "close" | "sleep", or a 200 reply that is no chat completion: "html", "null-message",
+# "choices-string", "json-list", "no-choices"; "429" (with Retry-After: 1); "echo-key" (a reply whose text
+# quotes the Authorization header).
+Failure = str
+_NOT_A_COMPLETION: dict[str, tuple[str, bytes]] = {
+    "html": ("text/html", b"<html><body>502 Bad Gateway</body></html>"),
+    "null-message": ("application/json", b'{"model": "m", "choices": [{"index": 0, "message": null}]}'),
+    "choices-string": ("application/json", b'{"model": "m", "choices": "oops"}'),
+    "json-list": ("application/json", b'[{"choices": []}]'),
+    "no-choices": ("application/json", b'{"model": "m", "choices": []}'),
+}
 
 
 class ReplayServer:
@@ -91,11 +101,19 @@ def _make_handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _send(self, status: int, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
+        def _send(
+            self,
+            status: int,
+            payload: Any,
+            content_type: str = "application/json",
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
             self.wfile.write(body)
 
@@ -123,8 +141,18 @@ def _make_handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
                 echo = f"upstream failed for {self.headers.get('Authorization')}"
                 self._send(int(failure), {"error": {"message": echo, "type": "server_error"}})
                 return
+            if failure == "429":
+                error = {"error": {"message": "rate limited", "type": "rate_limit"}}
+                self._send(429, error, headers={"Retry-After": "1"})
+                return
+            if failure in _NOT_A_COMPLETION:
+                content_type, raw = _NOT_A_COMPLETION[failure]
+                self._send(200, raw, content_type)
+                return
             time.sleep(replay.delay_s)
             text = replay.reply_for(last_user_text(body))
+            if failure == "echo-key":
+                text = f"0.5 (you sent {self.headers.get('Authorization')})"
             self._send(200, {
                 "id": "chatcmpl-replay",
                 "object": "chat.completion",

@@ -95,6 +95,7 @@ def test_csv_keeps_intervals_and_paper_sources() -> None:
     row = frame.set_index("run_id").loc["a"]
     assert (row["gqa"], row["gqa ci_low"], row["gqa ci_high"]) == (50.0, 45.0, 55.0)
     assert frame.set_index("model").loc["P", "reference"] == "README of X"
+    assert row["model"] == "'=cmd|' /C calc'!A0"  # a formula-looking name is written as text
 
 
 def test_paper_numbers_name_real_tasks_and_sources() -> None:

@@ -207,3 +207,22 @@ def test_unknown_question_id_names_both_files(tmp_path: Path) -> None:
     _write_root(tmp_path, {"1": _question("yes")}, lines)
     with pytest.raises(DataError, match=r"jsonl:1: question_id 999 .*testdev_balanced_questions\.json"):
         GQATask().load(tmp_path)
+
+
+def test_load_for_scoring_gives_the_samples_of_the_question_file(tmp_path: Path) -> None:
+    """The official eval.py reads only the questions file: without LLaVA's, the same ids, targets and metadata."""
+    questions = {
+        "7": _question("no", structural="query", image="n3", group="g1", text="What is it?"),
+        "2": _question("yes", image="n1", group="g1"),
+        "5": _question("red", structural="choose", semantic="rel", image="n1", group=None),
+    }
+    task = GQATask()
+    samples = task.load(_write_root(tmp_path, questions))
+    (tmp_path / JSONL).unlink()
+    scoring = task.load_for_scoring(tmp_path)
+    view = [(s.id, s.target, s.images, s.metadata) for s in samples]
+    assert [(s.id, s.target, s.images, s.metadata) for s in scoring] == view
+    assert [s.question for s in scoring] == ["What is it?", "Is it red?", "Is it red?"]  # no LLaVA suffix
+    responses = {"7": Response(text="No."), "5": Response(text="red")}  # "2" unanswered
+    for settings in (None, {"scorer": "lmms-eval"}):
+        assert task.score(scoring, responses, settings) == task.score(samples, responses, settings)

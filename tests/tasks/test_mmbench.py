@@ -412,7 +412,7 @@ def test_rows_without_their_base_are_not_scored(samples: list[Sample], task: MMB
 def test_lmms_eval_matcher_differs(samples: list[Sample], task: MMBenchTask) -> None:
     answers = gt(samples, i1="**B**", i1000002="E", i3="(C)")
     official = task.score(samples, answers, LLAVA)
-    lmms = task.score(samples, answers, LMMS)
+    lmms = task.score(samples, answers, {**LMMS, "unmatched_without_judge": "wrong"})
     assert official.metrics["circular"].value == pytest.approx(200 / 3)  # "E" is no option: unmatched, wrong
     assert lmms.metrics["circular"].value == pytest.approx(100 / 3)  # "**B**" unmatched; "E" is a wrong letter
     by_id = {s.sample_id: s for s in lmms.samples}
@@ -420,13 +420,33 @@ def test_lmms_eval_matcher_differs(samples: list[Sample], task: MMBenchTask) -> 
     assert by_id["3"].parsed == "C"
 
 
+def test_lmms_eval_without_a_judge_draws_the_seeded_letter(samples: list[Sample], task: MMBenchTask) -> None:
+    """lmms-eval with no working judge: an unmatched pass gets its seeded random letter (A-E)."""
+    answers = gt(samples, i1="**B**")
+    result = task.score(samples, answers, LMMS)
+    drawn = "ABCDE"[random.Random(2680).randint(0, 4)]
+    by_id = {s.sample_id: s for s in result.samples}
+    assert by_id["1"].parsed == drawn and by_id["1"].detail["read_by"] == "random"
+
+
 def test_lmms_eval_judge_prompt_and_fallback(samples: list[Sample], task: MMBenchTask) -> None:
-    judge = ScriptedJudge({"?": ["", "", ""]})
+    """An empty reply is asked again within a try (lmms-eval's patience 5), three tries, then the seeded
+    random letter."""
+    judge = ScriptedJudge({"?": [""] * 15})
     result = task.score(samples, gt(samples, i2="?"), LMMS, judge)
-    assert judge.settings == [(0.0, 256)] * 3
+    assert judge.settings == [(0.0, 256)] * 15
     assert "output E." in judge.prompts[0] and "Question: Question 2??\n" in judge.prompts[0]
     expected = "ABCDE"[random.Random(2680).randint(0, 4)]
     assert {s.sample_id: s.parsed for s in result.samples}["2"] == expected
+
+
+def test_lmms_eval_empty_replies_do_not_use_up_a_try(samples: list[Sample], task: MMBenchTask) -> None:
+    judge = ScriptedJudge({"?": ["", "", "  ", "B"]})
+    result = task.score(samples, gt(samples, i2="?"), LMMS, judge)
+    assert len(judge.prompts) == 4 and {s.sample_id: s.parsed for s in result.samples}["2"] == "B"
+    official = ScriptedJudge({"?": ["", "", "", "B"]})  # VLMEvalKit: each empty reply is a try
+    result = task.score(samples, gt(samples, i2="?"), LLAVA, official)
+    assert len(official.prompts) == 3 and {s.sample_id: s.parsed for s in result.samples}["2"] != "B"
 
 
 def test_prompt_templates_are_unchanged() -> None:

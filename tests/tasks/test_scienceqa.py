@@ -24,6 +24,8 @@ from tasks.scienceqa.scorer import (
     option_index,
     parse_letter,
 )
+from tests.helpers import score_cli
+from tests.helpers.paths import REALDATA
 
 SUFFIX = "\nAnswer with the option's letter from the given choices directly."
 LLAVA = load_protocol("llava15").settings_for(ScienceQATask())
@@ -272,6 +274,89 @@ def test_unknown_scorer_or_prompt_is_an_error(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# scoring without the question file: eval_science_qa.py reads problems.json and pid_splits.json only
+
+
+def _scored_view(samples: list[Sample]) -> list[tuple[str, int, int, dict]]:
+    """What scoring reads of each sample: id, target, whether it has an image, and its metadata but the text."""
+    return [(s.id, s.target, len(s.images), s.metadata) for s in samples]
+
+
+def test_load_for_scoring_gives_the_samples_of_the_question_file(tmp_path: Path) -> None:
+    task = ScienceQATask()
+    samples = task.load(write_sqa(tmp_path))
+    (tmp_path / "scienceqa/llava_test_CQM-A.json").unlink()
+    scoring = task.load_for_scoring(tmp_path)
+    assert _scored_view(scoring) == _scored_view(samples)
+    assert [s.images for s in scoring] == [s.images for s in samples]
+    assert scoring[0].question == "Which is red?"  # the problem's text: these samples make no LLaVA prompt
+    texts = {"10": "A", "11": "The answer is B.", "13": "b"}  # 12 (an image problem) unanswered
+    records = [{"question_id": pid, "prompt": "p", "text": t} for pid, t in texts.items()]
+    assert task.match_answers(scoring, records) == task.match_answers(samples, records) == texts
+    for settings in (LLAVA, LMMS):
+        assert task.score(scoring, _responses(scoring, texts), settings) == task.score(
+            samples, _responses(samples, texts), settings
+        )
+
+
+def test_load_for_scoring_names_a_test_problem_missing_from_problems(tmp_path: Path) -> None:
+    write_sqa(tmp_path, {k: v for k, v in PROBLEMS.items() if k != "12"})
+    with pytest.raises(DataError, match=r"pid_splits\.json: test problem 12 is not in .*problems\.json"):
+        ScienceQATask().load_for_scoring(tmp_path)
+
+
+REAL_SQA = REALDATA / "scienceqa"
+
+
+@pytest.mark.skipif(not (REAL_SQA / "answers/llava-v1.5-13b_output.jsonl").is_file(),
+                    reason=f"real ScienceQA files not found at {REAL_SQA}")  # fmt: skip
+def test_score_needs_no_question_file_and_run_does(tmp_path: Path) -> None:
+    from tests.tasks.test_scienceqa_conformance import LETTERS, n_options
+
+    output = json.loads((REAL_SQA / "answers/llava-v1.5-13b_output.jsonl").read_text(encoding="utf-8"))
+    analysis = output["correct"] + output["incorrect"]
+    # problems.json is not in the folder: rebuilt from eval_science_qa.py's output (answer letter, option
+    # count of each prompt, whether it had an image), as tests/tasks/test_scienceqa_conformance.py does.
+    problems = {
+        a["question_id"]: {
+            "question": "",
+            "hint": "",
+            "split": "test",
+            "answer": LETTERS.index(a["ground_truth"]),
+            "choices": [f"option {i}" for i in range(n_options(a["question"]))],
+            "image": "image.png" if a["is_multimodal"] else None,
+        }
+        for a in analysis
+    }
+    (tmp_path / "problems.json").write_text(json.dumps(problems), encoding="utf-8")
+    answers = tmp_path / "answers.jsonl"
+    lines = [{"question_id": a["question_id"], "prompt": a["question"], "text": a["pred"]} for a in analysis]
+    answers.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    official = {"scienceqa/problems.json": tmp_path / "problems.json",
+                "scienceqa/pid_splits.json": REAL_SQA / "pid_splits.json"}  # fmt: skip
+    question_file = {"scienceqa/llava_test_CQM-A.json": REAL_SQA / "llava_test_CQM-A.json"}
+    full = score_cli.link_root(tmp_path / "full", {**official, **question_file})
+    bare = score_cli.link_root(tmp_path / "bare", official)
+
+    result, log = score_cli.score("scienceqa", answers, full, tmp_path / "out-full")
+    assert score_cli.score("scienceqa", answers, bare, tmp_path / "out-bare") == (result, log)
+    fingerprints = [score_cli.data_fingerprint(tmp_path / out, "scienceqa") for out in ("out-full", "out-bare")]
+    assert fingerprints[0] == fingerprints[1]
+    img, acc = result["metrics"]["img_accuracy"], result["metrics"]["accuracy"]  # the published 71.6 (1445/2017)
+    assert (round(img["value"], 2), img["n"], round(acc["value"], 2), acc["n"]) == (71.64, 2017, 74.39, 4241)
+
+    task = ScienceQATask()  # the same with answers missing (FAILED in accuracy, out of img_accuracy's denominator)
+    samples, scoring = task.load(full), task.load_for_scoring(bare)
+    assert _scored_view(scoring) == _scored_view(samples)
+    texts = {a["question_id"]: a["pred"] for i, a in enumerate(analysis) if i % 7}
+    assert task.score(scoring, _responses(scoring, texts)) == task.score(samples, _responses(samples, texts))
+
+    message = score_cli.run_error("scienceqa", bare, tmp_path / "out-run")
+    assert message.startswith("error: missing data files")
+    assert str(bare / "scienceqa/llava_test_CQM-A.json") in message and "problems.json" not in message
+
+
+# ----------------------------------------------------------------------------------------------
 # answers files and bad input
 
 
@@ -330,7 +415,7 @@ def test_data_files_and_hf_dataset() -> None:
     task = ScienceQATask()
     paths = {(f.path, f.needed_for) for f in task.data_files()}
     assert paths == {
-        ("scienceqa/llava_test_CQM-A.json", "score"),
+        ("scienceqa/llava_test_CQM-A.json", "run"),  # eval_science_qa.py does not read it
         ("scienceqa/problems.json", "score"),
         ("scienceqa/pid_splits.json", "score"),
         ("scienceqa/images/test", "run"),

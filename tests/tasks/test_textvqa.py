@@ -10,15 +10,18 @@ from typing import Any
 
 import pytest
 
+from harness.data.readers import read_jsonl
 from harness.errors import DataError, UsageError
 from harness.protocol import load_protocol
 from harness.registry import get_task
-from harness.types import Response
+from harness.types import Response, Sample
 from tasks.common.vqa_eval import evalai_answer
 from tasks.demo.scenes import make_scene
 from tasks.textvqa import ANNOTATIONS, LLAVA_QUESTIONS, LLAVA_SUFFIX, TextVQATask
 from tasks.textvqa import demo as textvqa_demo
 from tasks.textvqa.scorer import ocr_tokens, recover_question
+from tests.helpers import score_cli
+from tests.helpers.paths import REALDATA
 
 # ----------------------------------------------------------------------------------------------
 # question recovery (eval_textvqa.py's prompt_processor)
@@ -190,6 +193,83 @@ def test_match_answers_duplicate_questions_go_in_order(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# scoring without the question file: eval_textvqa.py reads the annotations and the answers only
+
+SCORED_METADATA = ("question_id", "image_id", "eval_question", "raw_question", "annotation_question_id",
+                   "annotation_shared")  # fmt: skip
+
+
+def _scored_view(samples: list[Sample]) -> list[tuple[str, list[str], dict[str, Any]]]:
+    """What scoring reads of each sample: id, target, and the metadata the scorer and matcher use."""
+    return [(s.id, s.target, {k: s.metadata[k] for k in SCORED_METADATA}) for s in samples]
+
+
+def test_data_files_question_file_only_to_run() -> None:
+    needed = {f.path: f.needed_for for f in TextVQATask().data_files()}
+    assert needed == {LLAVA_QUESTIONS: "run", ANNOTATIONS: "score", "textvqa/train_images": "run"}
+
+
+def test_load_for_scoring_gives_the_samples_of_the_question_file(tmp_path: Path) -> None:
+    task, samples = _standard(tmp_path)
+    (tmp_path / LLAVA_QUESTIONS).unlink()
+    scoring = task.load_for_scoring(tmp_path)
+    assert _scored_view(scoring) == _scored_view(samples)
+    assert scoring[0].question == "what brand is this?" and scoring[0].metadata["ocr_tokens"] is None
+    records = [{"question_id": s.metadata["question_id"], "prompt": s.question, "text": t}
+               for s, t in zip(samples, ("coke", "5", "stop"))]  # fmt: skip
+    matched = task.match_answers(scoring, records)
+    assert matched == task.match_answers(samples, records) == {"img1#0": "coke", "img1#1": "5", "img2#0": "stop"}
+    responses = {"img1#0": Response(text="coke"), "img1#1": Response(text="55")}  # img2#0 unanswered
+    assert task.score(scoring, responses) == task.score(samples, responses)
+
+
+def test_load_for_scoring_collision_later_annotation_wins(tmp_path: Path) -> None:
+    items = [_item(1, "img1", "What is it?", ["old"] * 10), _item(2, "img1", "what is it?", ["new"] * 10)]
+    task = TextVQATask()
+    samples = task.load(_write(tmp_path, items, [_line("img1", "what is it?"), _line("img1", "what is it?")]))
+    scoring = task.load_for_scoring(tmp_path)
+    assert _scored_view(scoring) == _scored_view(samples)
+    assert [s.target[0] for s in scoring] == ["new", "new"] and scoring[0].metadata["annotation_shared"]
+
+
+REAL_TEXTVQA = REALDATA / "textvqa"
+
+
+@pytest.mark.skipif(not (REAL_TEXTVQA / "answers/llava-v1.5-13b.jsonl").is_file(),
+                    reason=f"real TextVQA files not found at {REAL_TEXTVQA}")  # fmt: skip
+def test_score_needs_no_question_file_and_run_does(tmp_path: Path) -> None:
+    questions = REAL_TEXTVQA / "llava_textvqa_val_v051_ocr.jsonl"
+    answers = read_jsonl(REAL_TEXTVQA / "answers/llava-v1.5-13b.jsonl")
+    given = {(a["question_id"], recover_question(a["prompt"])): a["text"] for a in answers}
+    # A stand-in for TextVQA_0.5.1_val.json (not in the folder): one item per question line, in the line order,
+    # k = i % 5 of its ten answers being LLaVA-1.5-13B's own answer, so the scores are 0, .3, .6, .9 and 1.
+    items = []
+    for i, line in enumerate(read_jsonl(questions)):
+        question = recover_question(line["text"])
+        mine = given[(line["question_id"], question)]
+        items.append(_item(34602 + i, line["question_id"], question, [mine] * (i % 5) + [f"gt{i}"] * (10 - i % 5)))
+    annotations = tmp_path / "TextVQA_0.5.1_val.json"
+    annotations.write_text(json.dumps({"dataset_type": "val", "data": items}), encoding="utf-8")
+    kept = tmp_path / "answers.jsonl"  # every 9th answer left out: unanswered questions leave the mean
+    kept.write_text("".join(json.dumps(a) + "\n" for i, a in enumerate(answers) if i % 9), encoding="utf-8")
+    full = score_cli.link_root(tmp_path / "full", {ANNOTATIONS: annotations, LLAVA_QUESTIONS: questions})
+    bare = score_cli.link_root(tmp_path / "bare", {ANNOTATIONS: annotations})
+
+    result, log = score_cli.score("textvqa", kept, full, tmp_path / "out-full")
+    assert score_cli.score("textvqa", kept, bare, tmp_path / "out-bare") == (result, log)
+    fingerprints = [score_cli.data_fingerprint(tmp_path / out, "textvqa") for out in ("out-full", "out-bare")]
+    assert fingerprints[0] == fingerprints[1]
+    n_left_out = len(range(0, 5000, 9))
+    assert (result["n_samples"], result["n_missing"], len(log)) == (5000 - n_left_out, n_left_out, 5000)
+    values = [(0.0, 0.3, 0.6, 0.9, 1.0)[i % 5] for i in range(5000) if i % 9]
+    assert result["scores"]["accuracy"] == pytest.approx(100 * sum(values) / len(values))
+
+    message = score_cli.run_error("textvqa", bare, tmp_path / "out-run")
+    assert message.startswith("error: missing data files") and str(bare / LLAVA_QUESTIONS) in message
+    assert str(bare / ANNOTATIONS) not in message
+
+
+# ----------------------------------------------------------------------------------------------
 # protocols
 
 
@@ -225,7 +305,8 @@ def test_entry_point_and_protocol_settings() -> None:
     task = get_task("textvqa")
     assert isinstance(task, TextVQATask) and task.hf_dataset == "lmms-lab/textvqa"
     for name in ("llava15", "lmms-eval"):
-        assert load_protocol(name).settings_for(task) == load_protocol(name).tasks["textvqa"]
+        protocol = load_protocol(name)
+        assert protocol.settings_for(task) == {**protocol.defaults, **protocol.tasks["textvqa"]}
 
 
 # ----------------------------------------------------------------------------------------------
