@@ -1,9 +1,12 @@
 """Samples/s at batch size 1 and 16 on the same model and requests, in one process.
 
     python bench/batching.py [--model tinyllava:demo] [--tasks gqa,mme] [--sizes 1,16] [--repeats 3]
+                             [--image-reuse both|on|off]
 
 Prints the throughput at each batch size, the ratio against the first (the baseline, measured in the
-same run), and whether every answer was identical across batch sizes.
+same run), and whether every answer was identical across batch sizes. With ``--image-reuse both`` (the
+default) every size runs with each distinct image prepared once per run (on) and with every request
+preparing its own images (off, as before image reuse), interleaved, and the answers of all runs are compared.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+
+import torch
 
 from harness.data.check import resolve_data_root
 from harness.data.demo import DEMO_MODEL_SPEC, ensure_demo_root
@@ -42,6 +47,12 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size (best is kept)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--num-workers", type=int, default=None, help="preprocessing workers (default: as `run`)")
+    parser.add_argument(
+        "--image-reuse",
+        choices=("both", "on", "off"),
+        default="both",
+        help="prepare each distinct image once per run (on), per request (off), or measure both",
+    )
     args = parser.parse_args()
 
     requests = build_requests(args.tasks, args.data_root, args.protocol)
@@ -49,30 +60,47 @@ def main() -> int:
     name, target = parse_model_spec(args.model)
     adapter = get_adapter_class(name).from_spec(target, parse_model_args(args.model_args), args.device, 0)
     sizes = [int(s) for s in args.sizes.split(",")]
+    modes = ["off", "on"] if args.image_reuse == "both" else [args.image_reuse]
     info = adapter.info
-    print(f"model {info.name} ({info.dtype} on {info.device}); {len(requests)} requests; {workers} workers")
+    n_images = len({ref.identity() for r in requests for ref in r.images})
+    print(
+        f"model {info.name} ({info.dtype} on {info.device}); {len(requests)} requests, {n_images} distinct images; "
+        f"{workers} workers; torch threads {torch.get_num_threads()}"
+    )
 
     Runner(adapter, None, batch_size=max(sizes), show_progress=False).answer("warm-up", requests[: max(sizes)])
-    texts: dict[int, list[str]] = {}
-    rates = dict.fromkeys(sizes, 0.0)
-    errors = dict.fromkeys(sizes, 0)
-    for _ in range(max(1, args.repeats)):  # interleaved, so both sizes see the same machine noise
-        for size in sizes:
-            runner = Runner(adapter, None, batch_size=size, num_workers=workers, show_progress=False)
+    runs = [(mode, size) for mode in modes for size in sizes]
+    texts: dict[tuple[str, int], list[str]] = {}
+    rates = dict.fromkeys(runs, 0.0)
+    errors = dict.fromkeys(runs, 0)
+    prepared = dict.fromkeys(runs, 0)
+    for _ in range(max(1, args.repeats)):  # interleaved, so every run sees the same machine noise
+        for mode, size in runs:
+            cache = None if mode == "on" else 0
+            runner = Runner(adapter, None, batch_size=size, num_workers=workers, show_progress=False,
+                            image_cache_bytes=cache)  # fmt: skip
             start = time.perf_counter()
             responses, _ = runner.answer(f"bs{size}", requests)
-            rates[size] = max(rates[size], len(requests) / (time.perf_counter() - start))
-            errors[size] = sum(r.error is not None for r in responses)
-            texts[size] = [r.text for r in responses]
-    for size in sizes:
-        print(f"batch size {size:>3}: {rates[size]:8.2f} samples/s (best of {args.repeats}; {errors[size]} errors)")
-    base = sizes[0]
-    for size in sizes[1:]:
-        same = sum(a == b for a, b in zip(texts[base], texts[size]))
+            rates[mode, size] = max(rates[mode, size], len(requests) / (time.perf_counter() - start))
+            errors[mode, size] = sum(r.error is not None for r in responses)
+            texts[mode, size] = [r.text for r in responses]
+            prepared[mode, size] = runner.image_counts.prepared
+    for mode, size in runs:
+        images = f"{prepared[mode, size]} images prepared" if mode == "on" else "images prepared per request"
         print(
-            f"ratio bs{size}/bs{base}: {rates[size] / rates[base]:.2f}x; "
-            f"identical answers: {same}/{len(requests)} ({'yes' if same == len(requests) else 'NO'})"
+            f"image reuse {mode:>3}, batch size {size:>3}: {rates[mode, size]:8.2f} samples/s "
+            f"(best of {args.repeats}; {errors[mode, size]} errors; {images})"
         )
+    base = sizes[0]
+    for mode in modes:
+        for size in sizes[1:]:
+            print(f"image reuse {mode:>3}: ratio bs{size}/bs{base}: {rates[mode, size] / rates[mode, base]:.2f}x")
+    if len(modes) == 2:
+        for size in sizes:
+            print(f"batch size {size:>3}: reuse on / off: {rates['on', size] / rates['off', size]:.2f}x")
+    reference = texts[runs[0]]
+    same = sum(all(texts[run][i] == reference[i] for run in runs) for i in range(len(requests)))
+    print(f"identical answers across all runs: {same}/{len(requests)} ({'yes' if same == len(requests) else 'NO'})")
     adapter.close()
     return 0
 

@@ -11,7 +11,9 @@ The checkpoint is the demo model with a LlavaProcessor whose chat template rende
 the data is a GQA root of demo questions (ours) and the same questions and image bytes as a local
 parquet task (lmms-eval). Both sides use the lmms-eval GQA prompt (question + short-answer suffix), 16
 new tokens, greedy decoding, fp32, no image padding; lmms-eval's llava_hf needs batch size 1, we use our
-default. Answers are compared per question.
+default. Answers are compared per question. The harness also runs with image reuse off
+(``HARNESS_IMAGE_CACHE_MB=0``: every request prepares its own images, as before image reuse), so the
+report shows the harness before and after it, measured in the same run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ TASK = "bench_gqa"
 BATCH_SIZE = 16  # the harness's default batch size
 LMMS = "lmms-eval llava_hf (bs 1)"
 OURS = f"harness tinyllava (bs {BATCH_SIZE})"
+OURS_NO_REUSE = f"harness no image reuse (bs {BATCH_SIZE})"
 
 
 @dataclass
@@ -132,6 +135,8 @@ def report(runs: dict[str, dict[int, list[Timed]]], small: int, large: int) -> N
         print(f"{label:30} {t_small:8.2f}s {t_large:8.2f}s {spread:6.2f}s {margins[label]:9.4f} {rate}")
     if margins[OURS] > 0:
         print(f"speed-up (marginal s/sample, lmms-eval / harness): {margins[LMMS] / margins[OURS]:.1f}x")
+        if margins.get(OURS_NO_REUSE, 0) > 0:
+            print(f"image reuse (marginal s/sample, without / with): {margins[OURS_NO_REUSE] / margins[OURS]:.2f}x")
     else:
         print("speed-up: not measurable, the harness's marginal time is below the start-up noise (larger --sizes)")
 
@@ -150,10 +155,12 @@ def main() -> int:
     ckpt, root, tasks, samples = prepare(work, large)
     ids = [s.id for s in samples]
 
-    runs: dict[str, dict[int, list[Timed]]] = {LMMS: {small: [], large: []}, OURS: {small: [], large: []}}
+    runs: dict[str, dict[int, list[Timed]]] = {label: {small: [], large: []} for label in (LMMS, OURS, OURS_NO_REUSE)}
+    no_reuse = {**env, "HARNESS_IMAGE_CACHE_MB": "0"}
     for r in range(max(1, args.repeats)):  # interleaved, so both see the same machine noise
         for n in (small, large):
             runs[OURS][n].append(run_ours(ckpt, root, n, work / f"ours-{n}-{r}", env))
+            runs[OURS_NO_REUSE][n].append(run_ours(ckpt, root, n, work / f"ours-noreuse-{n}-{r}", no_reuse))
             runs[LMMS][n].append(run_lmms(python, ckpt, tasks, n, work / f"lmms-{n}-{r}", ids, env))
             times = ", ".join(f"{label} {runs[label][n][-1].seconds:.2f}s" for label in runs)
             print(f"repeat {r}, n={n}: {times}", file=sys.stderr)
@@ -165,13 +172,16 @@ def main() -> int:
         f"(model.generate calls only), harness {ours[large].generate_seconds / large:.4f} s/sample "
         "(image decoding, preprocessing and generate)"
     )
+    before = fastest(runs[OURS_NO_REUSE][large]).answers
+    same_reuse = sum(before.get(qid) == ours[large].answers.get(qid) for qid in ids)
+    print(f"identical answers with and without image reuse: {same_reuse}/{len(ids)} questions")
     a, b = lmms[large].answers, ours[large].answers
     same = [qid for qid in ids if a.get(qid, "").strip() == b.get(qid, "\0").strip()]
     print(f"identical answers: {len(same)}/{len(ids)} questions")
     for qid in [q for q in ids if q not in same][:5]:
         print(f"  {qid}: lmms-eval {a.get(qid)!r} vs harness {b.get(qid)!r}")
     print(f"work folder: {work}")
-    return 0 if len(same) == len(ids) else 1
+    return 0 if len(same) == len(ids) and same_reuse == len(ids) else 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ run_dir="$(find "$OUT/runs" -mindepth 2 -maxdepth 2 -name results.json -printf '
 if [[ "${1:-}" == "--write-baseline" ]]; then
     "$PY" -m harness gate --write-baseline "$run_dir" --output ci/baseline.json
 else
-    "$PY" -m harness gate --baseline ci/baseline.json --candidate "$run_dir" --max-drop 1.0 --max-drop mme=20 \
+    "$PY" -m harness gate --baseline ci/baseline.json --candidate "$run_dir" --require-all-tasks \
+        --max-drop 1.0 --max-drop mme=20 \
         --markdown "$OUT/gate.md" --junit "$OUT/junit.xml"
 fi

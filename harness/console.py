@@ -1,5 +1,8 @@
 """What the CLI prints: the run banner (demo labels included) and the final headline tables.
 
+Streams, as lmms-eval users expect (``harness run ... > table.txt``): the results table on stdout; the
+banner, progress, per-task timings and the results path on stderr.
+
 Text from users, files and models (paths, model names, notes, answers) is untrusted: it reaches rich
 only through ``plain`` (markup escaped, so ``[/]`` prints as itself instead of crashing), and every
 text output goes through ``safe_text`` (control characters shown as ``\\x1b``-style escapes, so an
@@ -9,6 +12,7 @@ answer cannot reset the terminal, set its title or hide text).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -103,12 +107,21 @@ def headline_table(title: str) -> Table:
     return table
 
 
+def table_console(console: Console) -> Console:
+    """Where the results table goes: stdout when ``console`` is the CLI's stderr log, else ``console`` itself
+    (a caller that passes its own console, such as a file or a capture, gets everything there)."""
+    if console.stderr and console.file is sys.stderr:
+        return Console(quiet=console.quiet)
+    return console
+
+
 def print_run_summary(console: Console, result: RunResult, run_dir: Path) -> None:
+    """The headline table (on ``table_console``), then each task's timing and notes and the results path."""
     demo = " [DEMO]" if (result.data.is_demo or (result.model and result.model.is_demo)) else ""
     table = headline_table(f"{plain(result.run_id)}{escape(demo)}")
     for name, record in result.tasks.items():
         _task_rows(table, name, record, record.timing.samples_per_second)
-    console.print(table)
+    table_console(console).print(table)
     for name, record in result.tasks.items():
         t = record.timing
         console.print(

@@ -59,14 +59,18 @@ def compare(store: ResultsStore, url: str, a: tuple[str, str], b: tuple[str, str
 
 
 def metrics_frame(c: Comparison) -> pd.DataFrame:
-    """One row per task and headline metric: both values, the paired difference, its interval, the test."""
+    """One row per task and headline metric: A and B on the paired samples (what the difference is computed
+    on), the paired difference, its interval, the test, and each run's whole-run value beside them."""
     rows = []
     for t in c.tasks:
         for m in t.metrics:
+            paired = m.a_paired is not None or m.b_paired is not None
             rows.append({
-                "task": t.task, "metric": m.metric, "A": m.a, "B": m.b, "Δ (B − A)": m.diff,
+                "task": t.task, "metric": m.metric, "A": m.a_paired if paired else None,
+                "B": m.b_paired if paired else None, "Δ (B − A)": m.diff,
                 "95% CI low": m.low, "95% CI high": m.high, "test": m.test, "p": m.p_value, "verdict": m.verdict,
                 "paired samples": t.n_paired, "changed samples": t.n_flips,
+                "A (whole run)": m.a, "B (whole run)": m.b, "A samples": t.n_a or None, "B samples": t.n_b or None,
             })  # fmt: skip
     return pd.DataFrame(rows)
 

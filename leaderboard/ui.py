@@ -70,6 +70,31 @@ def pick_run(runs: pd.DataFrame, label: str, key: str, index: int = 0) -> str:
     return st.selectbox(label, ids, key=key, format_func=lambda rid: labels.get(rid, rid))
 
 
+BLANK = float("-inf")  # stands for an empty number cell on screen (sorts below every number)
+
+
+def blank_cells(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> Any:
+    """``frame`` for ``st.dataframe`` with empty cells blank instead of "None": text cells "", dates as
+    "YYYY-MM-DD HH:MM" text (sorts as time), numbers formatted by ``formats`` (``{:.1f}`` style; default
+    ``{:g}``) with an empty cell kept as a number that shows as nothing, so columns still sort by value.
+    Give number formats here, not in column_config (its format would override these display values)."""
+    formats = formats or {}
+    out = frame.copy()
+    shown: dict[str, Callable[[Any], str]] = {}
+    for column in out.columns:
+        series = out[column]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            out[column] = [v.strftime("%Y-%m-%d %H:%M") if pd.notna(v) else "" for v in series]
+        elif pd.api.types.is_bool_dtype(series) or series.dtype == object:
+            out[column] = [("" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else v)
+                           for v in series]  # fmt: skip
+        elif pd.api.types.is_numeric_dtype(series):
+            out[column] = series.astype("float64").fillna(BLANK)
+            spec = formats.get(str(column), "{:g}")
+            shown[column] = lambda v, spec=spec: "" if v == BLANK else spec.format(v)
+    return out.style.format(shown) if shown else out.style
+
+
 def show_error(headline: str, exc: BaseException, banner: Callable[[str], Any] = st.error) -> None:
     """A fixed headline in a banner, then the message exactly as raised, preformatted: it can hold paths and
     run ids from the store, which a markdown banner would render (a crafted path as a link)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import torch
 
 from harness.adapter import ModelAdapter, ModelInfo, check_device
 from harness.errors import HarnessError, UsageError
-from harness.types import IMAGE_PLACEHOLDER, Request, Response
+from harness.types import IMAGE_PLACEHOLDER, ImageRef, Request, Response
 from model_adapters.fingerprint import fingerprint as checkpoint_fingerprint
 from model_adapters.hf_messages import request_messages
 from model_adapters.loading import load_pretrained
@@ -182,13 +182,21 @@ class ChatPreparer:
             self.processor.apply_chat_template(request_messages(request), tokenize=False, add_generation_prompt=True)
         )
 
-    def __call__(self, request: Request) -> dict[str, Any]:
+    image_settings = "decoded-rgb"  # the processor runs on the batch in generate; only decoding is shared
+
+    def image(self, ref: ImageRef) -> Any:
+        return ref.open()
+
+    def prepare(self, request: Request, image: Callable[[ImageRef], Any]) -> dict[str, Any]:
         n_slots = request.prompt.count(IMAGE_PLACEHOLDER)
         if n_slots != len(request.images):
             raise ValueError(
                 f"prompt has {n_slots} {IMAGE_PLACEHOLDER} placeholder(s) but {len(request.images)} image(s)"
             )
-        return {"text": self.text(request), "images": [ref.open() for ref in request.images]}
+        return {"text": self.text(request), "images": [image(ref) for ref in request.images]}
+
+    def __call__(self, request: Request) -> dict[str, Any]:
+        return self.prepare(request, self.image)
 
 
 class HFVLMAdapter(ModelAdapter):

@@ -10,6 +10,7 @@ string. Batches are left-padded; positions come from the attention mask, so padd
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
@@ -24,7 +25,7 @@ import torch
 
 from harness.adapter import ModelAdapter, ModelInfo, check_device
 from harness.errors import HarnessError, UsageError
-from harness.types import IMAGE_PLACEHOLDER, Request, Response
+from harness.types import IMAGE_PLACEHOLDER, ImageRef, Request, Response
 from model_adapters.fingerprint import file_digests
 from model_adapters.fingerprint import fingerprint as checkpoint_fingerprint
 from model_adapters.formats import FORMATS, Converted, Detected, detect
@@ -281,17 +282,33 @@ class LlavaPreparer:
         out = self.image_processor(list(images), return_tensors="np")["pixel_values"]
         return np.asarray(out, dtype=np.float32)
 
-    def __call__(self, request: Request) -> dict[str, Any]:
+    @property
+    def image_settings(self) -> str:
+        """What changes an image's pixels: the processor's settings and the square padding."""
+        if "_image_settings" not in self.__dict__:
+            config = json.dumps(self.image_processor.to_dict(), sort_keys=True, default=str)
+            digest = hashlib.sha256(config.encode()).hexdigest()[:16]
+            self.__dict__["_image_settings"] = f"llava-pixels:pad={self.pad_to_square}:{digest}"
+        return str(self.__dict__["_image_settings"])
+
+    def image(self, ref: ImageRef) -> np.ndarray:
+        """One image decoded and preprocessed: float32 (3, H, W), the same as its row of ``pixel_values``."""
+        return self.pixel_values([ref.open()])[0]
+
+    def prepare(self, request: Request, image: Callable[[ImageRef], np.ndarray]) -> dict[str, Any]:
         n_slots = request.prompt.count(IMAGE_PLACEHOLDER)
         if n_slots != len(request.images):
             raise ValueError(
                 f"prompt has {n_slots} {IMAGE_PLACEHOLDER} placeholder(s) but {len(request.images)} image(s)"
             )
-        images = [ref.open() for ref in request.images]
+        pixels = [image(ref) for ref in request.images]
         return {
             "input_ids": self.input_ids(request),
-            "pixel_values": self.pixel_values(images) if images else None,
+            "pixel_values": np.stack(pixels) if pixels else None,  # a copy: the image values may be shared
         }
+
+    def __call__(self, request: Request) -> dict[str, Any]:
+        return self.prepare(request, self.image)
 
 
 # ---------------------------------------------------------------------------------------------

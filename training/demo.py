@@ -3,8 +3,10 @@
 It writes the synthetic train-split data (``training.demo_data``), a byte-level BPE tokenizer trained on
 its text, and the configs of a tiny LLaMA and a tiny SigLIP (no weights: random init), then runs the
 ``demo`` recipe through the same ``train`` as every other recipe, with the vision tower trained too.
-The result goes to ``model_adapters/demo_checkpoint/`` (weights stored in float16 to stay small), with
-``training_log.json`` (steps, seconds, loss curve). It takes about two minutes on two CPU cores.
+The result goes to ``output/demo_checkpoint/`` under the current folder unless ``--output_dir`` names
+another (weights stored in float16 to stay small), with ``training_log.json`` (steps, seconds, loss curve).
+The shipped checkpoint ``model_adapters/demo_checkpoint/`` is never written: to replace it, train
+elsewhere and copy the folder over it. It takes about two minutes on two CPU cores.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ N_SCENES = 6000
 VOCAB_SIZE = 640
 IMAGE_SIZE = 48
 PATCH_SIZE = 8
+DEFAULT_OUTPUT = Path("output") / "demo_checkpoint"
 
 
 def write_tiny_llm(
@@ -111,17 +115,42 @@ def compact(folder: Path, outcome: Outcome, recipe: Recipe) -> None:
     (folder / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
 
 
-def run_demo(overrides: dict[str, Any] | list[str] = (), work: Path | None = None, n_scenes: int = N_SCENES) -> Outcome:
-    """Train the demo model (``overrides`` as for any recipe; default output: the packaged demo checkpoint)."""
+def check_output(output: Path) -> None:
+    """Refuse an output folder that is (or holds) the shipped checkpoint, or holds something other than a
+    previous demo training (the folder is replaced)."""
+    from training.recipe import RecipeError
+
+    resolved, shipped = output.expanduser().resolve(), DEMO_CHECKPOINT_DIR.resolve()
+    if resolved == shipped or shipped.is_relative_to(resolved):
+        raise RecipeError(
+            f"output_dir {output} would overwrite the shipped demo checkpoint {DEMO_CHECKPOINT_DIR}; train into "
+            "another folder (default output/demo_checkpoint) and copy it there if you mean to replace it"
+        )
+    if resolved.is_file() or (resolved.is_dir() and any(resolved.iterdir())
+                              and not (resolved / "training_log.json").is_file()):  # fmt: skip
+        raise RecipeError(f"output_dir {output} exists and is not an earlier demo training; pick another folder")
+
+
+def run_demo(
+    overrides: dict[str, Any] | list[str] = (),
+    work: Path | None = None,
+    n_scenes: int = N_SCENES,
+    callbacks: Sequence[Any] = (),
+) -> Outcome:
+    """Train the demo model (``overrides`` as for any recipe; default output: ``output/demo_checkpoint``, never
+    the shipped checkpoint)."""
+    settings = {"output_dir": str(DEFAULT_OUTPUT), **_as_dict(overrides)}
+    check_output(Path(str(settings["output_dir"])))
     own = work is None
     work = Path(tempfile.mkdtemp(prefix="demo-train-")) if own else Path(work)
     try:
         inputs = prepare_inputs(work, n_scenes)
-        recipe = load_recipe("demo", {**inputs, "output_dir": str(DEMO_CHECKPOINT_DIR), **_as_dict(overrides)})
+        recipe = load_recipe("demo", {**inputs, **settings})
         output = Path(recipe.output_dir)
+        check_output(output)
         if output.exists():
             shutil.rmtree(output)
-        outcome = train(recipe)
+        outcome = train(recipe, callbacks=callbacks)
         compact(output, outcome, recipe)
         print(f"demo model: {outcome.global_step} steps in {outcome.seconds:.0f} s -> {output}")
         return outcome

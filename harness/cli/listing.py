@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from harness.task import Task
+if TYPE_CHECKING:
+    from harness.task import Task
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -20,10 +22,10 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from harness.registry import get_adapter_class, get_task, model_names, task_names
+    from harness.registry import adapter_description, get_task, model_names, task_names
 
     tasks = [get_task(n) for n in task_names()]
-    adapters = [get_adapter_class(n) for n in model_names()]
+    adapters = [(n, adapter_description(n)) for n in model_names()]
     if args.json:
         payload = {
             "tasks": [
@@ -33,7 +35,7 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
                  "score_files": score_files(t), "run_only_files": run_only_files(t)}
                 for t in tasks
             ],
-            "models": [{"name": a.name, "description": a.description} for a in adapters],
+            "models": [{"name": name, "description": about} for name, about in adapters],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return 0
@@ -51,8 +53,8 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     models = Table(title="model adapters")
     models.add_column("adapter")
     models.add_column("description")
-    for a in adapters:
-        models.add_row(a.name, a.description)
+    for name, about in adapters:
+        models.add_row(name, about)
     console.print(models)
     return 0
 

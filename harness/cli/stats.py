@@ -41,6 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     gate.add_argument("--max-drop", action="append", default=None, metavar="X|TASK=X|TASK.METRIC=X",
                       help="largest tolerated drop in metric units (default 1.0); repeat or comma-separate "
                            "for per-task values, e.g. --max-drop 1.0 --max-drop mme=20")  # fmt: skip
+    gate.add_argument("--require-all-tasks", action="store_true",
+                      help="fail when the candidate did not run a baseline task (default: skip it and name it)")
     gate.add_argument("--alpha", type=probability, default=0.05, help="one-sided significance level (default 0.05)")
     gate.add_argument("--markdown", default=None, metavar="FILE", help="write the summary (a PR comment) here")
     gate.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here (one testcase per metric)")
@@ -122,7 +124,8 @@ def cmd_gate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     default, specific = parse_tolerances(args.max_drop or [])
     baseline = load_run(args.baseline, "--baseline", args.store)
     candidate = load_run(args.candidate, "--candidate", args.store)
-    result = run_gate(baseline, candidate, _task_list(args.tasks), default, specific, args.alpha, args.resamples)
+    result = run_gate(baseline, candidate, _task_list(args.tasks), default, specific, args.alpha, args.resamples,
+                      require_all=args.require_all_tasks)  # fmt: skip
     markdown = gate_markdown(result)
     if args.markdown:
         _write(markdown, args.markdown)

@@ -152,14 +152,30 @@ def hub_snapshot(repo: str, revision: str | None, patterns: Sequence[str] | None
             f"dataset {repo} not found on the Hugging Face hub (or private); pass --repo ID "
             "(lmms-lab's eval copies moved to lmms-lab-encoder, lmms-eval PR #1416)"
         ) from exc
-    except OSError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:
+        if not _network_error(exc):
+            raise
+        text = str(exc).strip()
+        reason = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
         raise HarnessError(
-            f"cannot download {repo}@{wanted} from the Hugging Face hub ({reason}); "
-            "download it elsewhere and pass --source DIR"
+            f"cannot download {repo}@{wanted} from the Hugging Face hub: it is unreachable ({reason}); "
+            "on a machine with network run "
+            f"`hf download {repo} --repo-type dataset --revision {wanted} --local-dir DIR`, "
+            "copy DIR here and pass --source DIR"
         ) from exc
     resolved = info.id if info.id and info.id != repo else None
     return Snapshot(Path(str(path)), repo, wanted, info.sha, resolved)
+
+
+_NETWORK_PACKAGES = {"httpx", "httpx2", "httpcore", "requests", "urllib3"}
+
+
+def _network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the hub could not be reached: an OSError (offline mode, sockets, ``requests``)
+    or a transport error of the HTTP client huggingface_hub uses (httpx, whose errors are not OSErrors)."""
+    if isinstance(exc, OSError):
+        return True
+    return any(cls.__module__.split(".")[0] in _NETWORK_PACKAGES for cls in type(exc).__mro__)
 
 
 def local_snapshot(path: Path, repo: str | None) -> Snapshot:

@@ -64,6 +64,21 @@ class Point:
     regression: bool = False
 
 
+def _x_key(x: object) -> object:
+    return x.isoformat() if hasattr(x, "isoformat") else x
+
+
+def _window(x: object) -> tuple[object, object]:
+    """A small x range centred on a lone point: a day either side of a time, one unit of a step."""
+    if hasattr(x, "isoformat"):
+        from datetime import timedelta
+
+        return x - timedelta(days=1), x + timedelta(days=1)  # type: ignore[operator]
+    value = float(x)  # type: ignore[arg-type]
+    half = max(1.0, abs(value) * 0.05)
+    return value - half, value + half
+
+
 def history_lines(panels: Sequence[tuple[str, Sequence[Point]]], x_label: str) -> Figure:
     """One panel per task: the value over x with its interval band; regressions as red down-triangles."""
     rows, cols = _grid(len(panels), per_row=2)
@@ -76,6 +91,9 @@ def history_lines(panels: Sequence[tuple[str, Sequence[Point]]], x_label: str) -
         if len(banded) > 1:
             ax.fill_between([p.x for p in banded], [p.low for p in banded], [p.high for p in banded],
                             color=COLORS[0], alpha=0.2, linewidth=0)  # fmt: skip
+        if len({_x_key(x) for x in xs}) == 1:  # one run: a window around it, not matplotlib's default years
+            ax.set_xlim(*_window(xs[0]))
+            ax.annotate("one run", (xs[0], points[0].value), xytext=(6, 6), textcoords="offset points", fontsize=7)
         bad = [p for p in points if p.regression]
         if bad:
             ax.scatter([p.x for p in bad], [p.value for p in bad], marker="v", s=80, color=REGRESSION, zorder=3,

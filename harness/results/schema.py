@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -190,6 +191,16 @@ class RunDirectory:
         return f"{SAMPLES_DIR}/{task}.jsonl"
 
 
+_RESPONSE_FIELDS = tuple(f.name for f in fields(Response))
+
+
+def _response_json(response: Response) -> dict[str, Any]:
+    """``response.to_json()`` without ``dataclasses.asdict``'s recursive copy (every field is a scalar)."""
+    if type(response) is not Response:
+        return response.to_json()
+    return {name: getattr(response, name) for name in _RESPONSE_FIELDS}
+
+
 def sample_records(
     task: str,
     samples: Sequence[Sample],
@@ -214,7 +225,7 @@ def sample_records(
             "target": sample.target,
             "metadata": sample.metadata,
             "request": request.describe() if request else None,
-            "response": response.to_json() if response else None,
+            "response": _response_json(response) if response else None,
             "parsed": score.parsed if score else None,
             "score": score.score if score else None,
             "correct": score.correct if score else None,

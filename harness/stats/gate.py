@@ -4,8 +4,12 @@ Each headline metric of each baseline task is compared with the candidate on the
 (``harness.stats.compare``). A check fails when the drop on the paired samples is larger than its
 tolerance (``--max-drop``, in the metric's own units: points for percentages, score points for MME)
 and the one-sided test of "B is worse" rejects at ``--alpha`` (McNemar for 0/1 means, the paired
-bootstrap otherwise). A headline metric or task missing from the candidate fails too; so does a task
-with no sample in common. Everything else passes.
+bootstrap otherwise). A headline metric missing from the candidate fails too; so does a task with no
+sample in common. A baseline task the candidate did not run is skipped and named (the candidate may run
+a part of the baseline's tasks, as the README's demo runs GQA and MME against CI's six-task baseline);
+``require_all`` (``--require-all-tasks``) fails it instead, and a task named in ``tasks`` that the
+candidate lacks always fails. A candidate that ran none of the baseline's tasks fails. Everything else
+passes.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Check:
     reason: str
     max_drop: float
     comparison: MetricComparison | None = None
+    skipped: bool = False  # a baseline task the candidate did not run (not a failure)
 
 
 @dataclass
@@ -42,7 +47,16 @@ class GateResult:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return all(c.passed for c in self.checks) and any(not c.skipped for c in self.checks)
+
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.skipped]
+
+    @property
+    def not_run(self) -> list[str]:
+        """Baseline tasks the candidate did not run (skipped checks), in the baseline's order."""
+        return list(dict.fromkeys(c.task for c in self.skipped))
 
     @property
     def failures(self) -> list[Check]:
@@ -108,8 +122,12 @@ def run_gate(
     alpha: float = 0.05,
     resamples: int = RESAMPLES,
     seed: int = SEED,
+    require_all: bool = False,
 ) -> GateResult:
-    """Check every headline metric of the baseline's tasks (or the ones named) in the candidate."""
+    """Check every headline metric of the baseline's tasks (or the ones named) in the candidate.
+
+    A baseline task the candidate did not run is a skipped check unless ``require_all`` or the task was
+    named in ``tasks`` (then it fails)."""
     tolerances = tolerances or {}
     names = list(tasks) if tasks else list(baseline.tasks)
     missing = [n for n in names if n not in baseline.tasks]
@@ -121,9 +139,11 @@ def run_gate(
     for name in names:
         base = baseline.tasks[name]
         if name not in candidate.tasks:
+            fail = require_all or bool(tasks)
+            why = "task missing in the candidate" if fail else "not run by the candidate (skipped)"
             for metric in base.record.headline:
-                out.checks.append(Check(name, metric, False, "task missing in the candidate",
-                                        tolerance(name, metric, max_drop, tolerances)))  # fmt: skip
+                out.checks.append(Check(name, metric, not fail, why, tolerance(name, metric, max_drop, tolerances),
+                                        skipped=not fail))  # fmt: skip
             continue
         comparison = compare_task(name, base, candidate.tasks[name], resamples, seed)
         out.tasks.append(comparison)
@@ -139,4 +159,10 @@ def run_gate(
                 continue
             passed, reason = judge(m, limit, alpha)
             out.checks.append(Check(name, metric, passed, reason, limit, m))
+    if out.not_run:
+        names_left = ", ".join(out.not_run)
+        out.notes.append(f"baseline tasks the candidate did not run (skipped, not failed; --require-all-tasks "
+                         f"fails them): {names_left}")
+    if out.checks and all(c.skipped for c in out.checks):
+        out.notes.append("the candidate ran none of the baseline's tasks: nothing was compared (a failure)")
     return out

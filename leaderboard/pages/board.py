@@ -43,10 +43,14 @@ with st.sidebar:
     tasks = st.multiselect("Tasks (columns and average)", all_tasks, key="board_tasks",
                            help="empty: every task the shown rows have")  # fmt: skip
     complete_only = st.checkbox("Complete runs only", value=True, key="board_complete")
+    demo_apart = st.checkbox("Demo rows apart from paper rows", value=True, key="board_demo_apart",
+                             help="demo rows (synthetic data or the demo model) in their own table with their own "
+                                  "ranks; off: ranked together with real runs and the published numbers")  # fmt: skip
 
 filters = BoardFilters(
     llms=tuple(llms), vision_towers=tuple(towers), protocols=tuple(protocols), sources=tuple(sources),
     size_b=size_b, dates=date_range, text=text.strip(), tasks=tuple(tasks), complete_only=complete_only,
+    demo_apart=demo_apart,
 )  # fmt: skip
 board = board_frame(runs, heads, filters, paper)
 table = board.table
@@ -60,23 +64,45 @@ if table.empty:
     st.info("No run matches these filters.")
     st.stop()
 
-shown = display_table(board)
-number = st.column_config.NumberColumn(format="%.1f")
-config = {task: st.column_config.NumberColumn(f"{task} ({board.metrics.get(task, '')})", format="%.1f")
-          for task in board.tasks}  # fmt: skip
+config = {task: st.column_config.NumberColumn(f"{task} ({board.metrics.get(task, '')})") for task in board.tasks}
 config.update({
-    "average": st.column_config.NumberColumn("average (0-100)", format="%.1f"),
-    "size (B)": st.column_config.NumberColumn(format="%.3g"),
-    "date": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-    "rank": st.column_config.NumberColumn(format="%d"),
+    "average": st.column_config.NumberColumn("average (0-100)"),
+    "subset": st.column_config.TextColumn("subset", help="--limit N: a fixed subset, ranked only against runs on "
+                                                          "the same subset; blank: every sample"),
+    "n": st.column_config.TextColumn("n", help="samples scored per task"),
 })  # fmt: skip
-st.dataframe(shown, hide_index=True, column_config=config, key="board_table", height=min(38 + 35 * len(shown), 720))
+formats = {task: "{:.1f}" for task in board.tasks}
+formats.update({"average": "{:.1f}", "size (B)": "{:.3g}", "rank": "{:.0f}", "step": "{:.0f}"})
+
+
+def averaged_text(demo: bool) -> str:
+    parts = [f"{group}: {', '.join(t) or 'no task every run has'}"
+             for group, t in board.averaged.items() if group.startswith("demo") == demo]  # fmt: skip
+    return "Averaged over (per ranking group) " + "; ".join(parts) + "." if parts else ""
+
+
+tables = [(False, "board_table")]
+if filters.demo_apart and (table["group"].str.startswith("demo")).any():
+    tables.append((True, "board_demo_table"))
+for demo, key in tables:
+    shown = display_table(board, demo if filters.demo_apart else None)
+    if shown.empty:
+        continue
+    if demo:
+        st.subheader("Demo runs")
+        st.caption("Synthetic data or the demo model: these show the pipeline works and are not benchmark scores; "
+                   "ranked among themselves, apart from the published numbers.")  # fmt: skip
+    st.dataframe(ui.blank_cells(shown, formats), hide_index=True, column_config=config, key=key,
+                 height=min(38 + 35 * len(shown), 720))  # fmt: skip
+    st.caption(averaged_text(demo))
 st.download_button("Download CSV", board_csv(board), file_name="leaderboard.csv", mime="text/csv")
 st.caption(
-    "Click a column header to sort. Average: the mean of the shown tasks' headline metrics on a 0-100 scale "
+    "Click a column header to sort. Average: the mean of the averaged tasks' headline metrics on a 0-100 scale "
     "(MME perception over its maximum of 2000); a row missing one of them has no average and no rank. "
+    "Rows are ranked within their group: runs on a --limit subset (the subset column, n samples per task) only "
+    "against runs on the same subset, demo rows apart from real runs and paper rows. "
     "Intervals are the 95% intervals recorded with each run. Rows with source 'paper' are published numbers "
-    "without intervals; 'demo' rows come from synthetic data or the demo model and are not benchmark scores."
+    "without intervals."
 )
 papers_shown = table[table["source"] == "paper"]
 if len(papers_shown):

@@ -46,12 +46,17 @@ cols[0].metric("Significantly better", int(counts.get("better", 0)))
 cols[1].metric("Significantly worse", int(counts.get("worse", 0)))
 cols[2].metric("No detectable change", int(counts.get("no detectable change", 0)))
 st.dataframe(table, hide_index=True, key="compare_table", column_config={
-    "A": st.column_config.NumberColumn(format="%.2f"), "B": st.column_config.NumberColumn(format="%.2f"),
+    "A": st.column_config.NumberColumn("A (paired)", format="%.2f"),
+    "B": st.column_config.NumberColumn("B (paired)", format="%.2f"),
+    "A (whole run)": st.column_config.NumberColumn(format="%.2f"),
+    "B (whole run)": st.column_config.NumberColumn(format="%.2f"),
     "Δ (B − A)": st.column_config.NumberColumn(format="%+.2f"),
     "95% CI low": st.column_config.NumberColumn(format="%+.2f"),
     "95% CI high": st.column_config.NumberColumn(format="%+.2f"),
     "p": st.column_config.NumberColumn(format="%.4f"),
 })  # fmt: skip
+st.caption("A, B and Δ are computed on the paired samples (the ids both runs scored); the whole-run values "
+           "are in the last columns and differ where the runs cover different samples.")
 for note in comparison.notes:
     st.code(f"note: {note}", language=None, wrap_lines=True)
 

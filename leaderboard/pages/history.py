@@ -1,7 +1,9 @@
 """History: a training run's, model's or branch's scores over training steps (or time), regressions marked.
 
-A point is a regression when harness.stats.compare finds it significantly worse than the point before
-(paired by sample id; the 95% interval of the difference excludes 0).
+Runs are followed on one sample set at a time (every sample, or one ``--limit`` subset): a subset's numbers
+are not comparable with a full run's. A point is a regression when harness.stats.compare finds it
+significantly worse than the point before on that sample set (paired by sample id; the 95% interval of the
+difference excludes 0), the same verdict ``harness compare`` prints.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from harness.errors import HarnessError
 from harness.report.plots import Point, history_lines
 from leaderboard import compare as cmp
 from leaderboard import ui
-from leaderboard.data import HISTORY_GROUPS, choices, history_frame
+from leaderboard.data import HISTORY_GROUPS, choices, history_frame, sample_sets
 
 
 @st.cache_data(show_spinner="Testing each step against the one before...", max_entries=512)
@@ -37,7 +39,13 @@ if not values:
     st.info(f"No complete run records a {group}.")
     st.stop()
 value = st.selectbox(group.capitalize(), values, key=f"history_{column}")
-frame = history_frame(runs, heads, column, value)
+sets = sample_sets(runs, column, value)
+samples = sets[0] if sets else None
+if len(sets) > 1:
+    samples = st.selectbox("Sample set", sets, key="history_sample_set",
+                           help="runs are compared with the previous run on the same samples; a --limit subset "
+                                "is followed apart from full runs")  # fmt: skip
+frame = history_frame(runs, heads, column, value, samples)
 if frame.empty:
     st.info("No headline metrics for these runs yet.")
     st.stop()
@@ -61,10 +69,13 @@ for task, series in frame.groupby("task", sort=False):
                                            series["regression"])]  # fmt: skip
     panels.append((f"{task} ({metric})", points))
 n_bad = int(frame["regression"].sum())
-left, right = st.columns(2)
+left, mid, right = st.columns(3)
 left.metric("Runs", frame["run_id"].nunique())
-right.metric("Regressions", n_bad)
+mid.metric("Regressions", n_bad)
+right.metric("Sample set", samples or "every sample")
 st.pyplot(history_lines(panels, x_label), clear_figure=False)
 st.caption(f"x axis: {x_label}. Bands: 95% intervals. Red triangles: significantly worse than the previous point.")
-st.dataframe(frame[["x", "step", "created", "task", "metric", "value", "ci_low", "ci_high", "regression", "run_id"]],
-             hide_index=True, key="history_table")  # fmt: skip
+shown = frame[["x", "step", "created", "sample_set", "task", "metric", "value", "ci_low", "ci_high", "regression",
+              "run_id"]]  # fmt: skip
+formats = {"x": "{:.0f}", "step": "{:.0f}", "value": "{:.2f}", "ci_low": "{:.2f}", "ci_high": "{:.2f}"}
+st.dataframe(ui.blank_cells(shown, formats), hide_index=True, key="history_table")

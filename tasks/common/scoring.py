@@ -28,6 +28,10 @@ def right_or_wrong(
 
 def partial_credit(sample_id: str, parsed: Any, score: float, detail: dict[str, Any]) -> SampleScore:
     """A sample scored in [0, 1]; only full credit counts as correct."""
+    if type(score) is float and type(sample_id) is str and type(detail) is dict:  # nothing to validate
+        return SampleScore.model_construct(
+            sample_id=sample_id, parsed=parsed, score=score, correct=score == 1.0, detail=detail
+        )
     return SampleScore(sample_id=sample_id, parsed=parsed, score=score, correct=score == 1.0, detail=detail)
 
 

@@ -38,9 +38,11 @@ ten. With k matches among all ten: 0 -> 0, 1 -> 0.3, 2 -> 0.6, 3 -> 0.9, 4 or mo
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 # The official table (ASCII apostrophes), key for key; EvalAI's and lmms-eval's copies are identical.
 CONTRACTIONS: dict[str, str] = {
@@ -85,8 +87,19 @@ PERIOD_LIMIT = int(re.UNICODE)  # 32: the flag the official code passes in sub()
 OFFICIAL_COMMA = re.compile(r"(\d)(,)(\d)")  # vqaEval.py: one comma between two digits
 EVALAI_COMMA = re.compile(r"(?<=\d)(,)+(?=\d)")  # EvalAI / lmms-eval: a run of commas between two digits
 VQA_ANSWERS = 10
+# The normalisers are pure functions of one string and answers repeat massively (ten human answers per question,
+# "yes" / "no" / "2" everywhere), so each keeps a cache of distinct strings. HARNESS_SCORING_MEMO=0 turns the
+# caches off (bench/scoring.py measures the uncached baseline that way); the results are the same either way.
+MEMO_ENABLED = os.environ.get("HARNESS_SCORING_MEMO", "1") != "0"
+MEMO_SIZE = 1 << 18  # distinct strings kept per function (least recently used dropped beyond)
 
 
+def memoised(function: Callable[[str], str]) -> Callable[[str], str]:
+    """``function`` with a per-string cache (the function itself when HARNESS_SCORING_MEMO=0)."""
+    return lru_cache(maxsize=MEMO_SIZE)(function) if MEMO_ENABLED else function
+
+
+@memoised
 def clean_whitespace(text: str) -> str:
     """Newlines and tabs become spaces, then strip (both scorers' first step)."""
     return text.replace("\n", " ").replace("\t", " ").strip()
@@ -107,6 +120,7 @@ def process_punctuation(text: str, comma: re.Pattern[str] = OFFICIAL_COMMA) -> s
     return PERIOD_STRIP.sub("", out, count=PERIOD_LIMIT)
 
 
+@memoised
 def process_digit_article(text: str) -> str:
     """The digit/article/contraction step (lower-case, number words, articles, contractions, single spaces)."""
     words = []
@@ -117,11 +131,13 @@ def process_digit_article(text: str) -> str:
     return " ".join(CONTRACTIONS.get(word, word) for word in words)
 
 
+@memoised
 def normalize_official(text: str) -> str:
     """vqaEval.py's two normalisation steps (applied only when the human answers differ)."""
     return process_digit_article(process_punctuation(text))
 
 
+@memoised
 def evalai_steps(text: str) -> str:
     """EvalAI's punctuation step (its digit-comma test) and the digit/article step, nothing before them.
 
@@ -130,6 +146,7 @@ def evalai_steps(text: str) -> str:
     return process_digit_article(process_punctuation(text, EVALAI_COMMA))
 
 
+@memoised
 def evalai_answer(text: str) -> str:
     """LLaVA's / MMF's ``EvalAIAnswerProcessor()(text)``.
 
@@ -155,11 +172,35 @@ def leave_one_out_accuracy(
     keys: Sequence[Hashable] = records if records is not None else range(len(answers))
     if len(keys) != len(answers):
         raise ValueError("records must pair one to one with answers")
+    if not MEMO_ENABLED:
+        return leave_one_out_reference(prediction, answers, keys)
+    # matches among the others of answer i = all matches - matches whose key equals key i (O(n), not O(n^2))
+    matching: dict[Hashable, int] = {}
+    for key, answer in zip(keys, answers):
+        if answer == prediction:
+            matching[key] = matching.get(key, 0) + 1
+    if not matching:
+        return 0.0
+    total = sum(matching.values())
+    return _mean_of_capped(tuple(total - matching.get(key, 0) for key in keys))
+
+
+def leave_one_out_reference(prediction: str, answers: Sequence[str], keys: Sequence[Hashable]) -> float:
+    """The official loop as written (quadratic in the answers): the uncached baseline and the tests' reference."""
     total = 0.0
     for current in keys:
         matches = sum(1 for key, answer in zip(keys, answers) if key != current and answer == prediction)
         total += min(1.0, matches / 3)
     return total / len(answers)
+
+
+@lru_cache(maxsize=4096)
+def _mean_of_capped(counts: tuple[int, ...]) -> float:
+    """The mean of min(1, count/3), summed in answer order (the float additions of the official loop)."""
+    total = 0.0
+    for count in counts:
+        total += min(1.0, count / 3)
+    return total / len(counts)
 
 
 @dataclass(frozen=True)
@@ -180,14 +221,35 @@ def official_vqa_score(
     ``records`` should describe each answer apart from its text, e.g. (answer_confidence, answer_id);
     the text is added here, after processing, as the official dict comparison sees it.
     """
-    cleaned = [clean_whitespace(a) for a in answers]
+    cleaned, normalize = _official_answers(tuple(answers))
     pred = clean_whitespace(prediction)
+    if normalize:
+        pred = normalize_official(pred)
+    if MEMO_ENABLED and (records is None or len(set(records)) == len(records) == len(cleaned)):
+        # distinct records make every (answer, record) key distinct: each answer leaves out only itself
+        return Scored(_distinct_keys_accuracy(pred, cleaned), pred, cleaned, normalize)
+    keys = None if records is None else [(a, r) for a, r in zip(cleaned, records, strict=True)]
+    return Scored(leave_one_out_accuracy(pred, cleaned, keys), pred, cleaned, normalize)
+
+
+@lru_cache(maxsize=MEMO_SIZE)
+def _distinct_keys_accuracy(prediction: str, answers: tuple[str, ...]) -> float:
+    """:func:`leave_one_out_accuracy` when no two answers share a record (the usual case), per distinct input."""
+    return leave_one_out_accuracy(prediction, answers)
+
+
+def _official_answers_uncached(answers: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """The answers as vqaEval.py compares them, and whether it normalised them (they were not all the same)."""
+    cleaned = [clean_whitespace(a) for a in answers]
     normalize = len(set(cleaned)) > 1
     if normalize:
         cleaned = [normalize_official(a) for a in cleaned]
-        pred = normalize_official(pred)
-    keys = None if records is None else [(a, r) for a, r in zip(cleaned, records, strict=True)]
-    return Scored(leave_one_out_accuracy(pred, cleaned, keys), pred, tuple(cleaned), normalize)
+    return tuple(cleaned), normalize
+
+
+_official_answers = (
+    lru_cache(maxsize=MEMO_SIZE)(_official_answers_uncached) if MEMO_ENABLED else _official_answers_uncached
+)
 
 
 def lmms_eval_vqa_score(
@@ -198,10 +260,10 @@ def lmms_eval_vqa_score(
     The framework strips the generation; then whitespace cleaning and :func:`evalai_steps` on the
     prediction and on every answer, always.
     """
-    cleaned = [evalai_steps(clean_whitespace(a)) for a in answers]
+    cleaned = tuple([evalai_steps(clean_whitespace(a)) for a in answers])
     pred = evalai_steps(clean_whitespace(prediction.strip()))
     keys = None if records is None else [(a, r) for a, r in zip(cleaned, records, strict=True)]
-    return Scored(leave_one_out_accuracy(pred, cleaned, keys), pred, tuple(cleaned), True)
+    return Scored(leave_one_out_accuracy(pred, cleaned, keys), pred, cleaned, True)
 
 
 def textvqa_score(prediction: str, answers: Sequence[str], require_ten: bool = True) -> Scored:

@@ -24,6 +24,7 @@ converter does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -136,20 +137,23 @@ def _by_question_id(items: Any, path: Path, key: str, fields: tuple[str, ...]) -
     return out
 
 
-def _answer_records(annotation: Mapping[str, Any], where: str) -> tuple[list[str], list[list[Any]]]:
+def _answer_records(annotation: Mapping[str, Any], path: Path, qid: Any) -> tuple[list[str], list[list[Any]]]:
     """The ten answer texts and, per answer, what else vqaEval.py's dict comparison sees."""
     answers = annotation["answers"]
     if not isinstance(answers, list) or len(answers) != VQA_ANSWERS:
         count = len(answers) if isinstance(answers, list) else "no list of"
-        raise DataError(f"{where}: {count} answers; the VQA evaluator needs exactly {VQA_ANSWERS}")
-    texts: list[str] = []
-    records: list[list[Any]] = []
+        raise DataError(
+            f"{path}: annotation for question_id {qid}: {count} answers; the VQA evaluator needs exactly {VQA_ANSWERS}"
+        )
+    if all(type(answer) is dict and type(answer.get("answer")) is str for answer in answers):  # the usual case
+        return (
+            [answer["answer"] for answer in answers],
+            [[answer.get("answer_confidence"), answer.get("answer_id")] for answer in answers],
+        )
     for j, answer in enumerate(answers):
         if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
-            raise DataError(f"{where}: answers[{j}] has no 'answer' string")
-        texts.append(answer["answer"])
-        records.append([answer.get("answer_confidence"), answer.get("answer_id")])
-    return texts, records
+            raise DataError(f"{path}: annotation for question_id {qid}: answers[{j}] has no 'answer' string")
+    return [answer["answer"] for answer in answers], [[a.get("answer_confidence"), a.get("answer_id")] for a in answers]
 
 
 def _read_container(path: Path, key: str) -> Any:
@@ -204,17 +208,18 @@ class VQAv2ValTask(LlavaTask):
         if extra:
             raise DataError(f"{a_path}: {len(extra)} annotation(s) have no question in {q_path}, e.g. {extra[0]}")
         samples: list[Sample] = []
+        root_text, image_dir = str(root), str(root / VAL_IMAGES)  # joined as strings: no Path per sample
         for qid, question in questions.items():
             annotation = annotations.get(qid)
             if annotation is None:
                 raise DataError(f"{a_path}: no annotation for question_id {qid} of {q_path}")
-            texts, records = _answer_records(annotation, f"{a_path}: annotation for question_id {qid}")
+            texts, records = _answer_records(annotation, a_path, qid)
             samples.append(
                 Sample(
                     id=str(qid),
                     question=str(question["question"]),
                     images=(
-                        ImageRef(path=str(root / VAL_IMAGES / val_image_name(question["image_id"])), root=str(root)),
+                        ImageRef(path=os.path.join(image_dir, val_image_name(question["image_id"])), root=root_text),
                     ),
                     target=texts,
                     metadata={

@@ -110,7 +110,7 @@ def test_markup_in_paths_and_names_prints_literally(
             expected = f"DEMO DATA {(base / DATA_DIR).resolve()}"
     else:
         proc = markup_score
-        output = proc.stdout
+        output = proc.stderr  # the table goes to stdout, the saved path to stderr
     assert proc.rc == 0, proc.stderr
     assert_clean(proc)
     assert expected in output, output

@@ -94,7 +94,7 @@ def test_compare_markdown_to_a_file_for_chosen_tasks(runs: dict[str, Path], tmp_
                    "--max-flips", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
-    assert "| task | metric | A | B | Δ (B − A) | 95% CI | test | p | verdict |" in text
+    assert "| task | metric | A (paired) | B (paired) | Δ (B − A) | 95% CI | test | p | verdict |" in text
     assert "| gqa | accuracy |" in text and "**worse**" in text and "**no detectable change**" in text
     assert "mme" not in text.split("####")[0].split("| --- |")[-1]
     assert "samples changed score (first 2)" in text and "| Yes | 1.00 |  | 0.00 |" in text
@@ -219,3 +219,87 @@ def test_compare_runs_saved_by_score(tmp_path: Path) -> None:
     assert task["n_paired"] == 120 and task["n_flips"] == 40 and task["flips"][0]["answer_b"] == "zebra"
     proc = harness("gate", "--baseline", str(dirs[0]), "--candidate", str(dirs[1]))
     assert proc.returncode == 1 and "gqa / accuracy" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's first command: ``harness run --tasks gqa,mme`` on the demo (every sample, no --limit)."""
+    cwd = tmp_path_factory.mktemp("readme")
+    proc = harness("run", "--tasks", "gqa,mme", "--no-progress", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return run_dir(cwd / "results")
+
+
+def test_readme_gate_example_passes_on_the_demo_run_and_names_the_tasks_not_run(demo_run: Path,
+                                                                                 tmp_path: Path) -> None:
+    from tests.helpers.paths import REPO
+
+    baseline = REPO / "ci" / "baseline.json"
+    assert set(json.loads(baseline.read_text())["tasks"]) > {"gqa", "mme"}  # CI's six tasks
+    md, junit = tmp_path / "gate.md", tmp_path / "junit.xml"
+    proc = harness("gate", "--baseline", str(baseline), "--candidate", str(demo_run), "--markdown", str(md),
+                   "--junit", str(junit), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head = proc.stdout.splitlines()[0]
+    assert head == ("## ✅ harness gate: all 3 checks passed; 4 skipped (baseline tasks not run by the candidate: "
+                    "scienceqa, mmbench, textvqa, vqav2_val)")  # fmt: skip
+    assert "| ⏭ skipped | textvqa | accuracy |" in proc.stdout and "FAIL" not in proc.stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("7", "0", "4")
+    skipped = [c.get("classname") for c in suite.iter("testcase") if c.find("skipped") is not None]
+    assert skipped == ["harness.gate.scienceqa", "harness.gate.mmbench", "harness.gate.textvqa",
+                       "harness.gate.vqav2_val"]  # fmt: skip
+
+    strict = harness("gate", "--baseline", str(baseline), "--candidate", str(demo_run), "--require-all-tasks")
+    assert strict.returncode == 1
+    assert strict.stdout.startswith("## ❌ harness gate: 4 of 7 checks failed")
+    assert "**mmbench / circular**: task missing in the candidate" in strict.stdout
+    named = harness("gate", "--baseline", str(baseline), "--candidate", str(demo_run), "--tasks", "gqa,textvqa")
+    assert named.returncode == 1 and "**textvqa / accuracy**: task missing in the candidate" in named.stdout
+
+
+def test_gate_fails_when_the_candidate_ran_none_of_the_baseline_tasks(runs: dict[str, Path], demo_run: Path,
+                                                                      tmp_path: Path) -> None:
+    baseline = tmp_path / "sqa.json"
+    proc = harness("gate", "--write-baseline", str(runs["good"]), "--tasks", "scienceqa", "--output", str(baseline))
+    assert proc.returncode == 0, proc.stderr
+    proc = harness("gate", "--baseline", str(baseline), "--candidate", str(demo_run))
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("## ❌ harness gate: the candidate ran none of the baseline's tasks")
+
+
+def test_compare_and_gate_show_a_and_b_on_the_paired_samples(demo_run: Path, tmp_path: Path) -> None:
+    """A --limit baseline (48 GQA samples) against the full demo run (120): the A and B columns are the
+    values on the 48 paired samples, beside the paired difference; the whole-run values are listed apart."""
+    from tests.helpers.paths import REPO
+
+    baseline = str(REPO / "ci" / "baseline.json")
+    proc = harness("compare", baseline, str(demo_run), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    gqa = next(t for t in json.loads(proc.stdout)["tasks"] if t["task"] == "gqa")
+    (acc,) = gqa["metrics"]
+    assert gqa["n_paired"] == 48 and gqa["only_b"] == 72 and gqa["n_b"] == 120
+    assert acc["b"] == load_results(demo_run).tasks["gqa"].metrics["accuracy"].value  # whole run: 120 samples
+    assert acc["diff"] == pytest.approx(acc["b_paired"] - acc["a_paired"])
+    assert acc["b_paired"] != pytest.approx(acc["b"])  # the 48 paired samples score differently from all 120
+    paired = f"| {acc['a_paired']:.2f} | {acc['b_paired']:.2f} | {acc['diff']:+.2f} |"
+    whole = f"accuracy A {acc['a']:.2f}, B {acc['b']:.2f}"
+
+    proc = harness("compare", baseline, str(demo_run))
+    assert proc.returncode == 0, proc.stderr
+    assert "| task | metric | A (paired) | B (paired) | Δ (B − A) |" in proc.stdout
+    assert f"| gqa | accuracy {paired}" in proc.stdout
+    assert f"- gqa: 48 paired samples; unpaired: 0 only in A, 72 only in B\n  - whole runs (48 samples in A, " \
+           f"120 in B), not paired: {whole}" in proc.stdout
+    assert f"| {acc['b']:.2f} |" not in proc.stdout.split("\n\n")[2]  # the whole-run value is not in the table
+
+    junit = tmp_path / "junit.xml"
+    proc = harness("gate", "--baseline", baseline, "--candidate", str(demo_run), "--junit", str(junit))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"| ✅ pass | gqa | accuracy {paired}" in proc.stdout
+    assert f"whole runs (48 samples in baseline, 120 in candidate), not paired: accuracy baseline {acc['a']:.2f}, " \
+           f"candidate {acc['b']:.2f}" in proc.stdout
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "harness.gate.gqa")
+    out = case.findtext("system-out") or ""
+    assert f"baseline {acc['a_paired']:.2f}, candidate {acc['b_paired']:.2f} on the paired samples (whole runs: " \
+           f"baseline {acc['a']:.2f}, candidate {acc['b']:.2f})" in out

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from harness.results.schema import RunDirectory, RunResult, load_results
 from harness.results.store import ResultsStore, default_store_url
+from tests.helpers.paths import REPO
 
 TASKS = "gqa,mme"
 LIMIT = 40
@@ -146,3 +148,18 @@ def build_board_store(root: Path) -> BoardStore:
 @pytest.fixture(scope="session")
 def board_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoardStore]:
     yield build_board_store(tmp_path_factory.mktemp("board") / "results")
+
+
+APP = str(REPO / "leaderboard" / "app.py")
+
+
+def open_app(monkeypatch: pytest.MonkeyPatch, url: str, page: str | None = None, timeout: float = 60) -> AppTest:
+    """The leaderboard app on the store at ``url`` (optionally switched to ``pages/<page>.py``), run once."""
+    monkeypatch.setenv("HARNESS_STORE_URL", url)
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    if page is not None:
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -6,31 +6,29 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from harness.results.identity import RunIdentity
 from harness.results.store import ResultsStore
-from tests.helpers.leaderboard_fixtures import SCRIPT_NAME, TRAINING_RUN, BoardStore
+from tests.helpers.leaderboard_fixtures import SCRIPT_NAME, TRAINING_RUN, BoardStore, open_app
 from tests.helpers.paths import REPO as REPO_ROOT
 from tests.helpers.paths import TEST_DATA
 
 APP = str(REPO_ROOT / "leaderboard" / "app.py")
 
 
-def open_app(monkeypatch: pytest.MonkeyPatch, url: str, page: str | None = None) -> AppTest:
-    monkeypatch.setenv("HARNESS_STORE_URL", url)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    if page is not None:
-        at.switch_page(f"pages/{page}.py")
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
+
+
+def board_rows(at: AppTest) -> pd.DataFrame:
+    """Every row on the board: the benchmark table and, apart from it, the demo table."""
+    frames = [d.value for d in at.dataframe if "rank" in d.value.columns]
+    return pd.concat(frames, ignore_index=True)
 
 
 def codes(at: AppTest) -> list[str]:
@@ -41,8 +39,10 @@ def test_board_shows_runs_intervals_average_and_paper_rows(board_store: BoardSto
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(monkeypatch, board_store.url)
     assert metrics(at) == {"Runs shown": "7", "Paper rows shown": "8", "Runs in the store": "7"}
-    table = at.dataframe[0].value
-    assert {"gqa", "gqa 95% CI", "mme", "mme 95% CI", "average", "rank"} <= set(table.columns)
+    main, demo = at.dataframe[0].value, at.dataframe[1].value
+    assert set(main["source"]) == {"real", "paper"} and set(demo["source"]) == {"demo"}  # demo rows apart
+    table = board_rows(at)
+    assert {"gqa", "gqa 95% CI", "mme", "mme 95% CI", "average", "rank", "subset", "n"} <= set(table.columns)
     by_model = table.set_index("model")
     strong = by_model.loc["scripted-strong"]
     assert strong["source"] == "demo" and strong["gqa 95% CI"].count("–") == 1
@@ -50,28 +50,32 @@ def test_board_shows_runs_intervals_average_and_paper_rows(board_store: BoardSto
     assert by_model.loc["TinyLLaVA-Phi-2-SigLIP-3.1B-repro", "source"] == "real"
     assert by_model.loc["LLaVA-1.5-13B", "source"] == "paper" and by_model.loc["LLaVA-1.5-13B", "mme"] == 1531.3
     assert SCRIPT_NAME in set(table["model"])  # the name is data, shown as it is
-    ranked = table.dropna(subset=["average"])
-    assert list(ranked["average"]) == sorted(ranked["average"], reverse=True)
+    assert strong["subset"] == "--limit 40" and strong["n"] == "40"
+    for frame in (main, demo):
+        for _, group in frame.groupby("subset"):
+            ranked = group[group["average"] > float("-inf")]  # blank cells are sent as -inf (shown as nothing)
+            assert list(ranked["average"]) == sorted(ranked["average"], reverse=True)
+            assert list(ranked["rank"]) == sorted(ranked["rank"]) and ranked["rank"].iloc[0] == 1
 
 
 def test_board_filters_change_the_rows(board_store: BoardStore, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(monkeypatch, board_store.url)
     at.text_input(key="board_text").input("checkpoint").run()
     assert metrics(at)["Runs shown"] == "3" and metrics(at)["Paper rows shown"] == "0"
-    assert sorted(at.dataframe[0].value["model"]) == ["checkpoint-100", "checkpoint-200", "checkpoint-300"]
+    assert sorted(board_rows(at)["model"]) == ["checkpoint-100", "checkpoint-200", "checkpoint-300"]
     at.text_input(key="board_text").input("").run()
     at.multiselect(key="board_sources").set_value(["real", "paper"]).run()
     at.multiselect(key="board_llm").set_value(["phi"]).run()
-    models = set(at.dataframe[0].value["model"])
+    models = set(board_rows(at)["model"])
     assert "TinyLLaVA-Phi-2-SigLIP-3.1B-repro" in models and "TinyLLaVA-3.1B" in models
     assert not any("scripted" in m or "LLaVA-1.5" in m for m in models)
     at.multiselect(key="board_llm").set_value([]).run()
     at.slider[0].set_value((5.0, 13.0)).run()
-    assert set(at.dataframe[0].value["model"]) == {"LLaVA-1.5-13B", "LLaVA-1.5-7B"}
+    assert set(board_rows(at)["model"]) == {"LLaVA-1.5-13B", "LLaVA-1.5-7B"}
     at.slider[0].set_value((0.0, 13.0))
     at.multiselect(key="board_sources").set_value(["real", "demo"])
     at.multiselect(key="board_tasks").set_value(["gqa"]).run()
-    table = at.dataframe[0].value
+    table = board_rows(at)
     assert "mme" not in table.columns and list(table["average"]) == list(table["gqa"])
 
 
@@ -115,7 +119,7 @@ def test_history_marks_the_regression(board_store: BoardStore, monkeypatch: pyte
     at = open_app(monkeypatch, board_store.url, "history")
     at.radio(key="history_group").set_value("training run").run()
     at.selectbox(key="history_training_run").set_value(TRAINING_RUN).run()
-    assert metrics(at) == {"Runs": "3", "Regressions": "2"}
+    assert metrics(at) == {"Runs": "3", "Regressions": "2", "Sample set": "--limit 40"}
     frame = at.dataframe[0].value
     assert set(frame.loc[frame["regression"], "step"]) == {200}  # gqa and mme drop at step 200, recover at 300
     assert list(frame[frame["task"] == "gqa"]["x"]) == [100.0, 200.0, 300.0]

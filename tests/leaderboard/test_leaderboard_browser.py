@@ -116,6 +116,8 @@ def test_board_filter_compare_and_inert_names_in_chromium(board_server: str, boa
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # the first render (store, frames, paper rows) can take a few seconds
+
     ARTIFACTS.mkdir(exist_ok=True)
     shots = {name: ARTIFACTS / f"leaderboard-{name}.png" for name in ("board", "filtered", "compare", "details")}
     dialogs: list[str] = []
@@ -132,9 +134,12 @@ def test_board_filter_compare_and_inert_names_in_chromium(board_server: str, boa
             page.goto(board_server)
             expect(_metric(page, "Runs shown")).to_have_text("7")
             expect(_metric(page, "Paper rows shown")).to_have_text("8")
-            grid = page.get_by_test_id("stDataFrame").first
-            expect(grid).to_contain_text("scripted-strong")
+            grid, demo_grid = page.get_by_test_id("stDataFrame").first, page.get_by_test_id("stDataFrame").nth(1)
             expect(grid).to_contain_text("LLaVA-1.5-13B")
+            expect(demo_grid).to_contain_text("scripted-strong")  # demo rows apart from the paper rows
+            expect(grid).not_to_contain_text("scripted-strong")
+            for table in (grid, demo_grid):  # empty cells (no step, no date, no interval) are not "None"
+                expect(table).not_to_contain_text("None")
             page.screenshot(path=str(shots["board"]), full_page=True)
 
             box = page.get_by_label("Model or run id contains")
@@ -142,6 +147,7 @@ def test_board_filter_compare_and_inert_names_in_chromium(board_server: str, boa
             box.press("Enter")
             expect(_metric(page, "Runs shown")).to_have_text("3")
             expect(_metric(page, "Paper rows shown")).to_have_text("0")
+            grid = page.get_by_test_id("stDataFrame").first  # no benchmark row left: the demo table only
             expect(grid).to_contain_text("checkpoint-200")
             expect(grid).not_to_contain_text("scripted-strong")
             page.screenshot(path=str(shots["filtered"]), full_page=True)
