@@ -136,6 +136,8 @@ def _with_config(path: str, argv: Sequence[str]) -> argparse.Namespace:
         data = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"--config {path}: cannot read it ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"--config {path}: malformed YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, dict):

@@ -182,3 +182,12 @@ def test_prepare_from_an_unreachable_hub_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "unreachable" in proc.stderr and "--source DIR" in proc.stderr
+
+
+def test_a_config_file_of_garbage_bytes_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\x00\xffgarbage")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"error: --config {bad}: not UTF-8 text (invalid start byte at byte 1)"]
