@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from harness.judging.setup import JudgeOptions
+if TYPE_CHECKING:
+    from harness.judging.setup import JudgeOptions
+
 
 DEFAULT_OUTPUT = "results"
 
@@ -58,6 +61,8 @@ def add_judge_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def judge_options(args: argparse.Namespace) -> JudgeOptions:
+    from harness.judging.setup import JudgeOptions
+
     return JudgeOptions(
         spec=args.judge,
         base_url=args.judge_base_url,

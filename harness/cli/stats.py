@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.cli.flags import int_at_least, probability
 from harness.errors import UsageError
-from harness.stats.bootstrap import RESAMPLES
+from harness.stats import RESAMPLES
 
 COMMANDS = ("compare", "gate", "plan")
 

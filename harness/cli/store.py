@@ -25,19 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cli.flags import DEFAULT_OUTPUT
 from harness.errors import HarnessError, StoreError, UsageError
 from harness.results.schema import RESULTS_FILE, RunResult, load_results
-from harness.results.store import (
-    ResultsStore,
-    RunRow,
-    default_store_url,
-    display_url,
-    engine_url,
-    sqlite_path,
-)
-from harness.run.response_cache import sqlite_damaged
+
+if TYPE_CHECKING:
+    from harness.results.store import ResultsStore, RunRow
 
 STALE_HOURS = 168.0
 
@@ -81,8 +76,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    _import_store()
     handlers = {"list": cmd_list, "check": cmd_check, "clean": cmd_clean, "rebuild": cmd_rebuild}
     return handlers[args.store_command](args)
+
+
+def _import_store() -> None:
+    """The store stack (SQLAlchemy), imported when a store command runs and not for ``harness --help``."""
+    global ResultsStore, RunRow, default_store_url, display_url, engine_url, sqlite_path, sqlite_damaged
+    from harness.results.store import (
+        ResultsStore,
+        RunRow,
+        default_store_url,
+        display_url,
+        engine_url,
+        sqlite_path,
+    )
+    from harness.run.response_cache import sqlite_damaged
 
 
 def _url(args: argparse.Namespace) -> str:

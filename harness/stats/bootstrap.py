@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-RESAMPLES = 1000
+from harness.stats import RESAMPLES
+
 SEED = 20240613
 LEVEL = 0.95
 # Bound on resamples x clusters held in memory at once (the weights of one chunk of resamples).
