@@ -137,12 +137,16 @@ def print_task_result(console: Console, result: TaskResult) -> None:
     table = headline_table(f"{plain(result.task)} v{plain(result.version)}")
     _task_rows(table, result.task, result, None)
     console.print(table)
-    others = [n for n in result.metrics if n not in result.headline]
-    if others:
-        console.print("  " + ", ".join(f"{plain(n)} {format_metric(result.metrics[n])}" for n in others))
-    for group, metrics in result.breakdowns.items():
-        cells = ", ".join(f"{plain(k)} {m.value:.2f}" for k, m in metrics.items())
-        console.print(f"  {plain(group)}: {cells}")
+    failure = scoring_failure(result)
+    if failure is not None:  # the other metrics are as hollow as the headline: say why instead
+        console.print(f"  [red]{plain(failure)}[/]")
+    else:
+        others = [n for n in result.metrics if n not in result.headline]
+        if others:
+            console.print("  " + ", ".join(f"{plain(n)} {format_metric(result.metrics[n])}" for n in others))
+        for group, metrics in result.breakdowns.items():
+            cells = ", ".join(f"{plain(k)} {m.value:.2f}" for k, m in metrics.items())
+            console.print(f"  {plain(group)}: {cells}")
     if result.n_missing:
         console.print(f"  [yellow]{result.n_missing} samples have no answer[/]")
     for note in result.notes:

@@ -93,6 +93,25 @@ def test_a_judge_failing_every_call_fails_the_score(failure: str, answers: tuple
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("failures", "expected"), [(0, "6 unreadable, 0 failed calls"),
+                                                    (2, "4 unreadable, 2 failed calls")])  # fmt: skip
+def test_a_judge_whose_grades_are_all_unreadable_gives_no_score(
+    failures: int, expected: str, answers: tuple[Path, str], tmp_path: Path
+) -> None:
+    """MM-Vet scores an unreadable grade 0 (as its grader does); when no grade at all could be read, 0.00 is
+    no score: the table says "not computed" and the score fails."""
+    out = tmp_path / "out"
+    with replay_server(default="I would rather not grade this.") as server:
+        server.failures.extend(["500"] * failures)
+        proc = score(answers, server.url, out)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == f"error: mmvet: total could not be computed (no grade of the judge could be read: {expected})"
+    assert "not computed" in proc.stdout and "0.00" not in proc.stdout
+    assert load_results(only_run(out)).status == "failed"
+
+
+@pytest.mark.slow
 def test_a_judge_failing_some_calls_shows_the_count_beside_the_score(
     answers: tuple[Path, str], tmp_path: Path
 ) -> None:
