@@ -43,6 +43,8 @@ def _official_metadata(question: Mapping[str, Any], where: str, index: int) -> d
             raise DataError(f"{where}: '{part}' is not a JSON object")
     require_fields(question["types"], ("structural", "semantic", "detailed"), f"{where} types")
     require_fields(question["groups"], ("global",), f"{where} groups")
+    if not isinstance(question["answer"], str):  # eval.py compares strings: any other value scores every answer wrong
+        raise DataError(f"{where}: 'answer' must be a string, got {type(question['answer']).__name__}")
     try:
         steps = steps_number(question["semantic"])
     except (KeyError, TypeError) as exc:

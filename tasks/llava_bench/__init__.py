@@ -86,6 +86,8 @@ def read_references(path: Path) -> list[dict[str, Any]]:
     out = []
     for lineno, rec in iter_jsonl(path):
         require_fields(rec, ("question_id", "text"), f"{path}:{lineno}")
+        if not isinstance(rec["text"], str):  # the review prompt would show the judge "None" as the reference
+            raise DataError(f"{path}:{lineno}: 'text' must be a string, got {type(rec['text']).__name__}")
         out.append(rec)
     return out
 

@@ -73,6 +73,8 @@ def _sample(qid: str, item: Any, root: Path, instruction: str | None, index: int
     caps = item["capability"]
     if not isinstance(caps, list) or not caps or not all(isinstance(c, str) for c in caps):
         raise DataError(f"{where}: 'capability' must be a non-empty list of names")
+    if not isinstance(item["answer"], str):  # the evaluator splits it on <AND>/<OR>: it stops on anything else
+        raise DataError(f"{where}: 'answer' must be a string, got {type(item['answer']).__name__}")
     return Sample(
         id=qid,
         question=str(item["question"]),

@@ -10,10 +10,14 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.data.demo import ensure_demo_root
+from harness.registry import get_task
 from harness.results.schema import load_results
 from tests.helpers.paths import REPO
 
@@ -170,3 +174,51 @@ def test_answers_that_are_all_unreadable_fail_the_score(demo: tuple[Path, Path],
     answers.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     fails_cleanly(harness("score", "gqa", "--answers", str(answers), "--data-root", str(root)),
                   "gqa", "no sample has an answer")  # fmt: skip
+
+
+def _set_in_json(rel: str, change: Callable[[Any], None]) -> Callable[[Path], None]:
+    def apply(root: Path) -> None:
+        path = root / rel
+        data = json.loads(path.read_text(encoding="utf-8"))
+        change(data)
+        path.write_text(json.dumps(data), encoding="utf-8")
+
+    return apply
+
+
+def _first_line_text_null(root: Path) -> None:
+    path = root / "llava-bench-in-the-wild" / "answers_gpt4.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[0] = json.dumps({**json.loads(lines[0]), "text": None})
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+GROUND_TRUTH_FAULTS = {
+    "gqa": (_set_in_json("gqa/data/testdev_balanced_questions.json",
+                         lambda d: next(iter(d.values())).__setitem__("answer", None)),
+            "testdev_balanced_questions.json", "'answer' must be a string, got NoneType"),
+    "textvqa": (_set_in_json("textvqa/TextVQA_0.5.1_val.json", lambda d: d["data"][0]["answers"].__setitem__(0, 7)),
+                "TextVQA_0.5.1_val.json", "answers must be strings"),
+    "scienceqa": (_set_in_json("scienceqa/problems.json", lambda d: next(iter(d.values())).__setitem__("answer", "B")),
+                  "problems.json", "'answer'"),
+    "vqav2_val": (_set_in_json("vqav2/v2_mscoco_val2014_annotations.json",
+                               lambda d: d["annotations"][0]["answers"][0].__setitem__("answer", None)),
+                  "v2_mscoco_val2014_annotations.json", "has no 'answer' string"),
+    "mmvet": (_set_in_json("mm-vet/mm-vet.json", lambda d: next(iter(d.values())).__setitem__("answer", ["a"])),
+              "mm-vet.json", "'answer' must be a string, got list"),
+    "llava_bench": (_first_line_text_null, "answers_gpt4.jsonl:1", "'text' must be a string, got NoneType"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("task", list(GROUND_TRUTH_FAULTS))
+def test_ground_truth_that_is_no_text_is_one_line_naming_the_file(tmp_path: Path, task: str) -> None:
+    """A null or non-string answer in the official files stops the score (no silent 0 for every question)."""
+    change, file_name, needle = GROUND_TRUTH_FAULTS[task]
+    root = tmp_path / "data"
+    shutil.copytree(ensure_demo_root([get_task(task)]), root)
+    change(root)
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(json.dumps({"question_id": "1", "text": "yes"}) + "\n", encoding="utf-8")
+    judge = ["--judge", "demo"] if task in ("mmvet", "llava_bench") else []
+    proc = harness("score", task, "--answers", str(answers), "--data-root", str(root), *judge)
+    fails_cleanly(proc, file_name, needle)
