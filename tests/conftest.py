@@ -1,4 +1,5 @@
-"""Test-wide settings: an isolated harness cache (demo data, demo model, file hashes) per session."""
+"""Test-wide settings: an isolated harness cache (demo data, demo model, file hashes) per session, and one per
+pytest-xdist worker (a worker that adds a task to the demo root must not swap it under another worker's feet)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import shutil
 import tempfile
 
 _OWN_CACHE: str | None = None
+_MARK = "HARNESS_TEST_OWN_CACHE"  # the cache a test session made (inherited by xdist workers, who make their own)
 
 
 def pytest_configure(config: object) -> None:
     global _OWN_CACHE
-    if not os.environ.get("HARNESS_CACHE_DIR"):
-        _OWN_CACHE = tempfile.mkdtemp(prefix="harness-test-cache-")
-        os.environ["HARNESS_CACHE_DIR"] = _OWN_CACHE
+    chosen = os.environ.get("HARNESS_CACHE_DIR")
+    if chosen and chosen != os.environ.get(_MARK):
+        return  # the user's own cache folder
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    _OWN_CACHE = tempfile.mkdtemp(prefix=f"harness-test-cache-{worker}-" if worker else "harness-test-cache-")
+    os.environ["HARNESS_CACHE_DIR"] = os.environ[_MARK] = _OWN_CACHE
 
 
 def pytest_unconfigure(config: object) -> None:
