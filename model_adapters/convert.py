@@ -1,11 +1,15 @@
 """``python -m harness convert``: any TinyLLaVA checkpoint as a plain HF Llava checkpoint.
 
 The output loads with ``LlavaForConditionalGeneration.from_pretrained`` and ``AutoProcessor`` alone (no custom
-code): weights in the transformers-4.36 Llava layout, config.json with ``conv_mode`` and
-``image_aspect_ratio``, the tokenizer with ``<image>``, and a LlavaProcessor with ``patch_size``,
-``vision_feature_select_strategy`` and a chat template rendering the conversation format. What plain Llava
-cannot hold, an lm_head bias, goes to ``lm_head_bias.safetensors``: the tinyllava adapter re-attaches it,
-and :func:`plain_transformers_warnings` says what plain transformers loses without it.
+code) and with vLLM's Llava loader: weights in the transformers-4.36 Llava layout, which keep every
+embedding and LM-head row of the original (a padded vocabulary included); config.json with
+``architectures``, the text model's ``architectures``, ``conv_mode`` and ``image_aspect_ratio``; the tokenizer
+with ``<image>``; and a LlavaProcessor with ``patch_size``, ``vision_feature_select_strategy``, a chat template
+rendering the conversation format and, for ``image_aspect_ratio: pad``, a ``LlavaImageProcessor`` with
+``do_pad`` (LLaVA's ``expand2square``). What plain Llava cannot hold, an lm_head bias, goes to
+``lm_head_bias.safetensors``: the tinyllava adapter re-attaches it, and :func:`plain_transformers_warnings`
+says what plain transformers loses without it. ``with_lm_head_bias`` also writes it as
+``language_model.lm_head.bias`` (vLLM's Phi has a biased head and refuses a checkpoint without one).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from model_adapters.templates import ChatTemplate
 
 CONVERT_ARGS = ("base", "tower", "conv", "dtype", "image_aspect_ratio")
 MAX_SHARD_BYTES = 5 * 1024**3
+HEAD_BIAS_WEIGHT = "language_model.lm_head.bias"
+# Language models whose native head has a bias (transformers' and vLLM's PhiForCausalLM).
+BIASED_HEADS = ("phi",)
 
 
 @dataclass
@@ -60,10 +67,18 @@ class _Model:
     lm_head_bias: torch.Tensor | None
     live_vocab: int
     notes: list[str]
+    stored_vocab: int = 0  # rows the source checkpoint stores
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, args: Mapping[str, str]) -> ConvertReport:
-    """Write the checkpoint ``src`` (any supported format) as a plain HF Llava checkpoint in ``dst``."""
+def convert_checkpoint(
+    src: str | Path, dst: str | Path, args: Mapping[str, str], with_lm_head_bias: bool = False
+) -> ConvertReport:
+    """Write the checkpoint ``src`` (any supported format) as a plain HF Llava checkpoint in ``dst``.
+
+    ``with_lm_head_bias`` also writes the checkpoint's head bias (trained, or zeros) as the weight
+    ``language_model.lm_head.bias``, which vLLM's Phi needs; plain transformers reports it as unexpected and
+    ignores it.
+    """
     from model_adapters.tinyllava import DTYPES, check_model_args, choose_template, resolve_checkpoint
 
     check_model_args(args, CONVERT_ARGS)
@@ -76,22 +91,29 @@ def convert_checkpoint(src: str | Path, dst: str | Path, args: Mapping[str, str]
     detected = detect(source)
     declared = detected.config if detected.format == "hf_llava" else declared_settings(detected)
     template = choose_template(args, declared, source)
-    aspect = str(args.get("image_aspect_ratio") or declared.get("image_aspect_ratio") or "square")
-    if aspect not in ("pad", "square"):
-        raise UsageError(f"image_aspect_ratio '{aspect}' is not supported (pad, square)")
+    asked = str(args.get("image_aspect_ratio") or declared.get("image_aspect_ratio") or "")
+    if asked not in ("pad", "square", ""):
+        raise UsageError(f"image_aspect_ratio '{asked}' is not supported (pad, square)")
     dtype = DTYPES[args["dtype"]] if "dtype" in args else None
     if detected.format == "hf_llava":
         loaded = _load_hf_llava(source, dtype)
     else:
         loaded = _load_other(load_converted(source, detected, args.get("base"), args.get("tower")), dtype)
-    _write(out, loaded, template, aspect, detected.format)
+    aspect = asked or ("pad" if loaded.image_processor.get("do_pad") is True else "square")  # an HF Llava padder
+    family = str(loaded.model.config.text_config.model_type)
+    if with_lm_head_bias and family not in BIASED_HEADS:
+        raise UsageError(
+            f"--with-lm-head-bias: the {family} language model has no lm_head bias (only {', '.join(BIASED_HEADS)})"
+        )
+    padded = _write(out, loaded, template, aspect, detected.format, with_lm_head_bias)
     return ConvertReport(
         source_format=FORMATS[detected.format],
         destination=out,
         template=template.name,
         image_aspect_ratio=aspect,
-        warnings=plain_transformers_warnings(loaded.lm_head_bias, loaded.live_vocab, out),
-        notes=loaded.notes + _aspect_notes(aspect, loaded.image_processor),
+        warnings=plain_transformers_warnings(loaded.lm_head_bias, loaded.live_vocab, out, loaded.stored_vocab),
+        notes=loaded.notes + ([] if padded else _aspect_notes(aspect, loaded.image_processor))
+        + _bias_notes(family, with_lm_head_bias),
     )
 
 
@@ -99,7 +121,7 @@ def _load_other(converted: Converted, dtype: torch.dtype | None) -> _Model:
     tensors: Tensors = {**converted.text.tensors, **converted.vision.tensors, **converted.projector.tensors}
     model = build_model(converted, dtype or main_float_dtype(tensors), "eager", "cpu", with_bias=False)
     return _Model(model, converted.tokenizer, converted.image_processor, converted.lm_head_bias,
-                  converted.live_vocab, list(converted.notes))
+                  converted.live_vocab, list(converted.notes), converted.stored_vocab)
 
 
 def _load_hf_llava(path: Path, dtype: torch.dtype | None) -> _Model:
@@ -115,27 +137,41 @@ def _load_hf_llava(path: Path, dtype: torch.dtype | None) -> _Model:
     live = model.get_output_embeddings().out_features
     if bias is not None:
         live = int((bias > torch.finfo(torch.float32).min).sum())
-    return _Model(model.eval(), tokenizer, image_processor, bias, live, [])
+    return _Model(model.eval(), tokenizer, image_processor, bias, live, [], model.get_output_embeddings().out_features)
 
 
-def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, source_format: str) -> None:
+def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, source_format: str,
+           with_lm_head_bias: bool = False) -> bool:
+    """Write the checkpoint; True when its image processor pads to a square itself."""
     from transformers import LlavaProcessor
 
-    from model_adapters.llava_processor import llava_chat_template
+    from model_adapters.llava_processor import llava_chat_template, llava_image_processor
     from model_adapters.tinyllava import image_processor_from_dict
 
     out.mkdir(parents=True, exist_ok=True)
     model, config = loaded.model, loaded.model.config
-    save_weights(out, checkpoint_state(model))
+    state = checkpoint_state(model)
+    if with_lm_head_bias:
+        state[HEAD_BIAS_WEIGHT] = head_bias_weight(loaded)
+    save_weights(out, state)
+    config.architectures = ["LlavaForConditionalGeneration"]
+    config.text_config.architectures = [causal_lm_class(config.text_config.model_type)]
     config.save_pretrained(out)
+    dtype = str(model.get_output_embeddings().weight.dtype).removeprefix("torch.")
     _update_json(out / "config.json", {
         "conv_mode": template.name,
         "image_aspect_ratio": aspect,
         "tinyllava_source_format": source_format,
+        "torch_dtype": dtype,  # the name transformers 4.x and vLLM read
     })
     model.generation_config.save_pretrained(out)
     tokenizer = loaded.tokenizer
-    image_processor = image_processor_from_dict(loaded.image_processor)
+    image_processor = llava_image_processor(loaded.image_processor, pad=True) if aspect == "pad" else None
+    padded = image_processor is not None
+    if image_processor is None:
+        image_processor = image_processor_from_dict(loaded.image_processor)
+    if image_processor is None and str(loaded.image_processor.get("image_processor_type", "")).startswith("Llava"):
+        image_processor = llava_image_processor(loaded.image_processor, pad=False)
     if image_processor is None:
         raise HarnessError("only CLIP and SigLIP image processors can be written")
     vision = config.vision_config
@@ -149,12 +185,49 @@ def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, sourc
         chat_template=llava_chat_template(template.system),
     )
     processor.save_pretrained(out)
+    image_processor.save_pretrained(out)  # preprocessor_config.json, which transformers 4.x reads
     tokenizer.save_pretrained(out)
+    _portable_tokenizer_class(out / "tokenizer_config.json")
     if loaded.lm_head_bias is not None:
         from safetensors.torch import save_file
 
         save_file({LM_HEAD_BIAS_KEY: loaded.lm_head_bias.float().contiguous()}, out / LM_HEAD_BIAS_FILE,
                   metadata={"format": "pt"})
+    return padded
+
+
+def causal_lm_class(model_type: str) -> str:
+    """The transformers causal-LM class name of a text ``model_type`` (what vLLM's Llava builds the LLM from)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+    if name is None:
+        raise HarnessError(f"no transformers causal-LM class for the text model type '{model_type}'")
+    return str(name)
+
+
+def head_bias_weight(loaded: _Model) -> torch.Tensor:
+    """The original checkpoint's head bias as a weight in the model's dtype: trained values, or zeros, over
+    every row the checkpoint stores (rows its loader cuts off are not masked: the weights are the checkpoint's,
+    as plain transformers computes them), and the dtype's lowest value for an appended ``<image>`` row."""
+    head = loaded.model.get_output_embeddings()
+    dtype = head.weight.dtype
+    weight = torch.zeros(head.out_features, dtype=torch.float32)
+    stored = loaded.stored_vocab or head.out_features
+    if loaded.lm_head_bias is not None:
+        keep = min(loaded.live_vocab, stored)
+        weight[:keep] = loaded.lm_head_bias[:keep].float()
+    weight[stored:] = torch.finfo(dtype).min
+    return weight.to(dtype).contiguous()
+
+
+def _portable_tokenizer_class(path: Path) -> None:
+    """transformers 5 writes ``TokenizersBackend``, a name 4.x cannot resolve; ``PreTrainedTokenizerFast``
+    names the same tokenizer.json-backed class in both."""
+    data = json.loads(path.read_text())
+    if data.get("tokenizer_class") == "TokenizersBackend":
+        data["tokenizer_class"] = "PreTrainedTokenizerFast"
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def save_weights(out: Path, state: Tensors) -> None:
@@ -190,11 +263,15 @@ def _update_json(path: Path, extra: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def plain_transformers_warnings(bias: torch.Tensor | None, live: int, out: Path) -> list[str]:
-    """What plain ``LlavaForConditionalGeneration`` loses by ignoring ``lm_head_bias.safetensors``."""
+def plain_transformers_warnings(bias: torch.Tensor | None, live: int, out: Path, stored: int = 0) -> list[str]:
+    """What plain ``LlavaForConditionalGeneration`` loses by ignoring ``lm_head_bias.safetensors``.
+
+    ``live``: rows the original's loader keeps; ``stored``: rows the source checkpoint stores (all kept).
+    """
     if bias is None:
         return []
     rows = int(bias.shape[0])
+    stored = min(stored or rows, rows)
     trained = bias[:live]
     lines = [
         f"plain transformers ignores {out / LM_HEAD_BIAS_FILE} (tensor '{LM_HEAD_BIAS_KEY}', {rows} values): "
@@ -205,16 +282,29 @@ def plain_transformers_warnings(bias: torch.Tensor | None, live: int, out: Path)
             f"  It holds the original's trained lm_head.bias (max |b| = {float(trained.abs().max()):.4g}); "
             "without it every logit loses its bias term, so scores and greedy answers can differ from the original."
         )
-    if rows > live:
-        which = f"Row {live} (the added {IMAGE_TOKEN} token) is" if rows - live == 1 else (
-            f"Rows {live}..{rows - 1} (the added {IMAGE_TOKEN} token, rows the original's loader cut off) are"
-        )
+    if stored > live:
         lines.append(
-            f"  {which} masked by it; plain transformers gives {'it' if rows - live == 1 else 'them'} logit 0, "
+            f"  Rows {live}..{stored - 1} (padding rows of the checkpoint's vocabulary, which the original's loader "
+            "cuts off) are masked by it; plain transformers keeps them with the checkpoint's weights, so a greedy "
+            f"step picks one where the checkpoint's own head would: it decodes to '' (row {live}, also the "
+            f"{IMAGE_TOKEN} token, to '{IMAGE_TOKEN}' unless skip_special_tokens)."
+        )
+    if rows > stored:
+        lines.append(
+            f"  Row {stored} (the added {IMAGE_TOKEN} token) is masked by it; plain transformers gives it logit 0, "
             "which a greedy step picks only when every real logit is below 0."
         )
     lines.append(f"  `python -m harness run --model tinyllava:{out}` re-attaches the bias (exact scores).")
     return lines
+
+
+def _bias_notes(family: str, with_lm_head_bias: bool) -> list[str]:
+    if family not in BIASED_HEADS:
+        return []
+    if with_lm_head_bias:
+        return [f"model.safetensors holds {HEAD_BIAS_WEIGHT} (the checkpoint's head bias, or zeros) for vLLM's "
+                f"{family} model; plain transformers lists it as an unexpected key and ignores it"]
+    return [f"vLLM's {family} model needs {HEAD_BIAS_WEIGHT}; convert with --with-lm-head-bias to load it there"]
 
 
 def _aspect_notes(aspect: str, image_processor: Mapping[str, Any]) -> list[str]:
@@ -222,6 +312,6 @@ def _aspect_notes(aspect: str, image_processor: Mapping[str, Any]) -> list[str]:
         return []
     mean = tuple(int(x * 255) for x in image_processor.get("image_mean") or ())
     return [
-        "image_aspect_ratio is 'pad': LlavaProcessor does not pad images; pad each image to a square with the "
+        "image_aspect_ratio is 'pad' but this image processor cannot pad; pad each image to a square with the "
         f"mean colour {mean} first to match the original (the tinyllava adapter does)"
     ]

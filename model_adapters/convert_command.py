@@ -13,6 +13,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     convert.add_argument(
         "--model-args", default=None, help="base=PATH, tower=PATH, conv=NAME, dtype=..., image_aspect_ratio=..."
     )
+    convert.add_argument(
+        "--with-lm-head-bias", action="store_true",
+        help="also write the head bias as the weight language_model.lm_head.bias (vLLM's Phi needs it; "
+        "plain transformers ignores it)",
+    )
     convert.set_defaults(handler=main)
 
 
@@ -20,7 +25,7 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.registry import parse_model_args
     from model_adapters.convert import convert_checkpoint
 
-    report = convert_checkpoint(args.src, args.dst, parse_model_args(args.model_args))
+    report = convert_checkpoint(args.src, args.dst, parse_model_args(args.model_args), args.with_lm_head_bias)
     print(f"converted {report.source_format} checkpoint to HF Llava: {report.destination} "
           f"(template {report.template}, image_aspect_ratio {report.image_aspect_ratio})")
     for line in report.warnings:

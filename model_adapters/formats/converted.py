@@ -107,11 +107,13 @@ def align_names(part: Part, expected: Mapping[str, Any], prefix: str) -> Part:
 
 @dataclass
 class Vocabulary:
-    """How the output vocabulary was fitted: rows, the <image> id and the lm_head bias (None: not needed)."""
+    """How the output vocabulary was fitted: rows, the <image> id, the lm_head bias (None: not needed) and
+    how many of the rows the checkpoint stores (the rest were added for ``<image>``)."""
 
     rows: int
     image_token_id: int
     bias: torch.Tensor | None
+    stored: int
 
 
 def image_token_id(tokenizer: Any) -> int:
@@ -122,28 +124,33 @@ def image_token_id(tokenizer: Any) -> int:
 
 
 def fit_vocabulary(text: Part, tied: bool, live: int, image_id: int, bias: torch.Tensor | None) -> Vocabulary:
-    """Resize the embedding and LM head so that ``image_id`` is a row and rows past ``live`` are masked.
+    """Keep every embedding and LM-head row the checkpoint stores, give ``image_id`` a row, mask rows past ``live``.
 
-    ``live`` is the number of output rows the original model has. Rows from ``live`` on (the added
-    ``<image>`` row, rows the original loader cut off) get zero weights and a masked bias, so logits of
-    real tokens are the original's and a masked row is never chosen.
+    A padded vocabulary (phi-2: 51200 rows for 50295 tokens) keeps all its rows with their weights, so the
+    logits over all of the checkpoint's rows are the original's. ``<image>`` has the tokenizer's next id:
+    the first padding row where the checkpoint has one (its weights kept, so that row's logit is still the
+    original's), else one appended row with zero weights. ``live`` is the number of rows the original's
+    loader keeps (legacy: ``len(tokenizer)``); rows from ``live`` on get a masked bias, so the tinyllava
+    adapter never picks them (plain transformers, which has no head bias, gives them their weights' logits).
     """
-    rows = max(live, image_id + 1)
+    stored = int(text.tensors["model.embed_tokens.weight"].shape[0])
+    rows = max(stored, image_id + 1)
     names = ["model.embed_tokens.weight"] + ([] if tied else ["lm_head.weight"])
     for name in names:
         old = text.tensors[name]
+        if old.shape[0] == rows:
+            continue
         new = old.new_zeros((rows, *old.shape[1:]))
-        keep = min(live, old.shape[0])
-        new[:keep] = old[:keep]
+        new[: old.shape[0]] = old
         text.tensors[name] = new
-    if rows == live and bias is None:
-        return Vocabulary(rows, image_id, None)
+    if rows <= live and bias is None:
+        return Vocabulary(rows, image_id, None, stored)
     full = torch.zeros(rows, dtype=torch.float32)
     if bias is not None:
         keep = min(live, bias.shape[0])
         full[:keep] = bias[:keep].float()
     full[live:] = MASKED_LOGIT
-    return Vocabulary(rows, image_id, full)
+    return Vocabulary(rows, image_id, full, stored)
 
 
 @dataclass
@@ -161,5 +168,6 @@ class Converted:
     image_aspect_ratio: str
     sources: dict[str, Path]  # label -> directory whose files define the model
     lm_head_bias: torch.Tensor | None = None
-    live_vocab: int = 0  # output rows the original model has (the rest are masked)
+    live_vocab: int = 0  # output rows the original's loader keeps (the rest are masked)
+    stored_vocab: int = 0  # rows the checkpoint stores (all kept; more only for an appended <image> row)
     notes: list[str] = field(default_factory=list)

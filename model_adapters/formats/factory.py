@@ -175,5 +175,6 @@ def convert_factory(source: FactorySource) -> Converted:
         sources=sources,
         lm_head_bias=vocab.bias,
         live_vocab=live,
+        stored_vocab=vocab.stored,
         notes=list(source.notes),
     )

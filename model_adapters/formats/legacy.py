@@ -9,8 +9,9 @@ the Llava runtime reproduces it:
   for 384-pixel images). ``mm_vision_select_layer``/``_feature`` are ignored, as in the original.
 - CLIP: ``hidden_states[mm_vision_select_layer]``, minus the CLS token for ``patch``: the same layer with
   strategy "default" (``cls_patch``: "full").
-- The output vocabulary is cut to ``len(tokenizer)`` (the loader's ``resize_token_embeddings``); Phi's
-  bias-free head is Phi with a zero bias.
+- The loader's ``resize_token_embeddings(len(tokenizer))`` cuts the padded vocabulary: every stored row
+  is kept, rows past ``len(tokenizer)`` are masked by the lm_head bias; Phi's bias-free head is Phi with a
+  zero bias.
 - Images are padded to a square with the mean colour when ``image_aspect_ratio`` is ``pad``.
 """
 
@@ -200,5 +201,6 @@ def convert_legacy(source: LegacySource) -> Converted:
         sources=sources,
         lm_head_bias=vocab.bias,
         live_vocab=live,
+        stored_vocab=vocab.stored,
         notes=notes,
     )

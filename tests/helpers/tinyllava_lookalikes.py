@@ -610,3 +610,52 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Lookalike, dict[str, str]]], str, 
     "legacy-lora": (_legacy_lora, "phi", 16),
     "factory-lora": (lambda root: (make_factory_lora(root), {}), "phi", 15),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# The original's full output vocabulary and image preprocessing
+
+
+@torch.no_grad()
+def reference_logits_all_rows(original: Lookalike, ids: Sequence[int], pixels: torch.Tensor | None) -> torch.Tensor:
+    """The original architecture's logits over every row its checkpoint stores (padding rows included)."""
+    return original.language_model(inputs_embeds=spliced_embeddings(original, ids, pixels)).logits[0]
+
+
+def expand2square(image: Any, background: tuple[int, ...]) -> Any:
+    """LLaVA's ``expand2square`` (llava/mm_utils.py, haotian-liu/LLaVA; TinyLLaVABench tinyllava/mm_utils.py at
+    2d2105f): the image pasted at ((side - w) // 2, (side - h) // 2) on a square of the background colour."""
+    from PIL import Image
+
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    canvas = Image.new(image.mode, (side, side), background)
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def original_image_processor(kind: str, image_size: int = IMAGE_SIZE) -> Any:
+    """The tower repository's image processor at ``image_size``: SigLIP (square bicubic resize, mean/std 0.5)
+    or CLIP (shortest edge, centre crop, OpenAI mean/std), the PIL-backed classes."""
+    import transformers
+
+    if kind == "siglip":
+        cls = getattr(transformers, "SiglipImageProcessorPil", None) or transformers.SiglipImageProcessor
+        return cls(size={"height": image_size, "width": image_size}, resample=3, image_mean=[0.5] * 3,
+                   image_std=[0.5] * 3)
+    cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    return cls(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+               resample=3, image_mean=[0.48145466, 0.4578275, 0.40821073],
+               image_std=[0.26862954, 0.26130258, 0.27577711])
+
+
+def original_pixels(kind: str, images: Sequence[Any], pad: bool, image_size: int = IMAGE_SIZE) -> torch.Tensor:
+    """LLaVA's ``process_images``: with ``image_aspect_ratio: pad`` each image is expanded to a square with
+    ``tuple(int(x * 255) for x in image_mean)`` first, then the tower's processor runs (float32)."""
+    processor = original_image_processor(kind, image_size)
+    if pad:
+        background = tuple(int(x * 255) for x in processor.image_mean)
+        images = [expand2square(image, background) for image in images]
+    return torch.as_tensor(processor(list(images), return_tensors="np")["pixel_values"], dtype=torch.float32)
