@@ -384,6 +384,7 @@ MMVET_ITEMS: list[tuple[str, str, list[str], str, tuple[str, ...]]] = [
 # lmms-eval asks an out-of-range grade again until it is in range; ours stops after the limit
 MMVET_CAP_ITEM = ("How tall is the tower in metres?", "300", ["know"], "About 300 m.",
                   ("7",) * (LMMS_SAME_TEMPERATURE_LIMIT + 2) + ("0.4",))  # fmt: skip
+MMVET_CAP_NEIGHBOUR = ("What colour is the kite?", "blue", ["rec"], "A blue kite.", ("1.0",))
 
 
 def mmvet_case(name: str, items: Sequence[tuple[str, str, list[str], str, tuple[str, ...]]], root: Path) -> Case:
@@ -619,7 +620,8 @@ def graded(judge: Judge, lmms_python: Path, tmp_path_factory: pytest.TempPathFac
     base = tmp_path_factory.mktemp("judged")
     cases = [
         mmvet_case("mmvet", MMVET_ITEMS, base / "mmvet-root"),
-        mmvet_case("mmvet_cap", [MMVET_CAP_ITEM], base / "mmvet-cap-root"),
+        # with a readable item beside it: a task none of whose grades could be read has no score
+        mmvet_case("mmvet_cap", [MMVET_CAP_ITEM, MMVET_CAP_NEIGHBOUR], base / "mmvet-cap-root"),
         llava_case("llava_bench", LLAVA_ITEMS, base / "llava-root"),
         llava_case("llava_fail", LLAVA_FAIL_ITEMS, base / "llava-fail-root", drop=[1],
                    extra_args=("--judge-retries", "0")),
@@ -664,9 +666,9 @@ def test_mmvet_out_of_range_limit_is_a_documented_difference(graded: dict[str, O
     outcome = graded["mmvet_cap"]
     assert_same_messages(outcome)
     assert len(outcome.lmms_calls["v1_0"]) == LMMS_SAME_TEMPERATURE_LIMIT + 3
-    assert mmvet_lmms_scores(outcome) == {"v1_0": 0.4}
+    assert mmvet_lmms_scores(outcome)["v1_0"] == 0.4
     assert len(outcome.ours_calls["v1_0"]) == LMMS_SAME_TEMPERATURE_LIMIT
-    assert mmvet_our_scores(outcome) == {"v1_0": 0.0}
+    assert mmvet_our_scores(outcome)["v1_0"] == 0.0
     assert outcome.samples["v1_0"]["parse_failed"] is True
 
 
