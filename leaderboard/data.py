@@ -18,7 +18,9 @@ from harness.results.store import MetricRow, ResultsStore, RunRow, TaskRow
 from leaderboard.paper import PaperModel
 
 # Board column order: the LLaVA-1.5 table's, then any other task alphabetically.
-TASK_ORDER = ("vqav2", "vqav2_val", "gqa", "textvqa", "scienceqa", "mme", "mmbench", "mmvet", "llava_bench")
+# LLaVA-1.5's table order (VQAv2, GQA, VizWiz, SQA, TextVQA, POPE, MME, MMBench, MMBench-CN, SEED, ...), then MMMU
+TASK_ORDER = ("vqav2", "vqav2_val", "gqa", "vizwiz", "vizwiz_val", "textvqa", "scienceqa", "pope", "mme", "mmbench",
+              "mmbench_cn", "seed_bench", "mmmu", "mmvet", "llava_bench")  # fmt: skip
 # Largest possible value of headline metrics not on a 0-100 scale (for the normalised average).
 METRIC_MAX = {("mme", "perception"): 2000.0, ("mme", "cognition"): 800.0, ("mme", "total"): 2800.0}
 SOURCES = ("real", "demo", "paper")
@@ -238,7 +240,8 @@ def _sample_counts(head: pd.DataFrame, tasks: Sequence[str]) -> dict[str, str]:
 
 def _paper_metric(task: str) -> str:
     return {"mme": "perception", "scienceqa": "img_accuracy", "mmbench": "circular", "mmvet": "total",
-            "llava_bench": "relative", "vqav2": "test-dev", "vqav2_val": "overall"}.get(task, "accuracy")  # fmt: skip
+            "llava_bench": "relative", "vqav2": "test-dev", "vqav2_val": "overall", "pope": "f1",
+            "vizwiz": "test-dev", "vizwiz_val": "overall", "mmbench_cn": "circular"}.get(task, "accuracy")  # fmt: skip
 
 
 def group_name(demo: bool, limit: object) -> str:

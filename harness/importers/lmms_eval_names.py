@@ -47,6 +47,21 @@ TASKS: dict[str, tuple[str, dict[str, MetricMap]]] = {
             "gpt_eval_llava_complex": MetricMap("relative_complex", headline=False),
         },
     ),
+    "pope": (
+        "pope",
+        {
+            "pope_f1_score": MetricMap("f1", 100.0),
+            "pope_accuracy": MetricMap("accuracy", 100.0, headline=False),
+            "pope_precision": MetricMap("precision", 100.0, headline=False),
+            "pope_recall": MetricMap("recall", 100.0, headline=False),
+            "pope_yes_ratio": MetricMap("yes_ratio", 100.0, headline=False),
+        },
+    ),
+    "seedbench": ("seed_bench", {"seed_image": MetricMap("accuracy", 100.0)}),
+    "vizwiz_vqa_val": ("vizwiz_val", {"exact_match": MetricMap("overall", 100.0)}),
+    "vizwiz_vqa_test": ("vizwiz", {}),
+    "mmbench_cn_dev": ("mmbench_cn", {"gpt_eval_score": MetricMap("circular")}),
+    "mmmu_val": ("mmmu", {"mmmu_acc": _EXACT_PERCENT}),
 }
 
 

@@ -34,7 +34,7 @@ from harness.task import Settings
 from harness.types import DataFile, ImageRef, Response, Sample, TaskResult
 from tasks.common.base import LlavaTask
 from tasks.common.requests import with_image
-from tasks.mmbench.scorer import estimands, score_circular
+from tasks.mmbench.scorer import EXTRACTORS, Extractor, estimands, score_circular
 from tasks.mmbench.tsv import (
     LEGACY_FILE,
     ROUND,
@@ -65,6 +65,12 @@ class MMBenchTask(LlavaTask):
     export_filename = "mmbench_dev_submission.xlsx"
     record_fields: ClassVar[dict[str, tuple[str, ...]]] = {"detail": ("group",)}
     limit_counts = "groups"
+    # What a language variant (tasks/mmbench_cn) changes: its files, its instructions, its judge prompts.
+    legacy_file: ClassVar[str] = LEGACY_FILE
+    fallback_files: ClassVar[tuple[str, ...]] = VLMEVAL_FILES
+    llava_instruction: ClassVar[str] = SUFFIX
+    lmms_eval_instruction: ClassVar[str] = SUFFIX
+    extractors: ClassVar[dict[str, Extractor]] = EXTRACTORS
 
     def data_files(self) -> list[DataFile]:
         return [
@@ -80,9 +86,13 @@ class MMBenchTask(LlavaTask):
             )
         ]
 
+    def data_path(self, data_root: Path) -> Path:
+        """The TSV to read: ``legacy_file`` if present, else the first of ``fallback_files`` present."""
+        return find_tsv(Path(data_root), (self.legacy_file, *self.fallback_files))
+
     def load(self, data_root: Path) -> list[Sample]:
-        path = find_tsv(Path(data_root))
-        legacy = is_legacy(path)
+        path = self.data_path(Path(data_root))
+        legacy = is_legacy(path, self.legacy_file)
         table = read_table(path) if legacy else add_circular_passes(read_table(path))
         images = image_strings(table, references=not legacy)
         decoded: dict[str, bytes] = {}  # circular copies repeat their base's image: decode once
@@ -136,25 +146,32 @@ class MMBenchTask(LlavaTask):
             text = f"{meta['llava_hint']}\n{text}"
         for letter, option in meta["llava_options"]:
             text += f"\n{letter}. {option}"
-        return with_image(f"{text}\n{SUFFIX}")
+        return with_image(f"{text}\n{self.llava_instruction}")
 
     def lmms_eval_prompt(self, sample: Sample, settings: Settings) -> str:
-        """lmms-eval's mmbench_doc_to_text (en): "{hint} {question} There are several options:\\nA. ..." and
-        the instruction."""
+        """lmms-eval's mmbench_doc_to_text: "{hint} {question} There are several options:\\nA. ...", "\\n" and its
+        post_prompt (the protocol's ``post_prompt`` when it gives one, else "\\n" + ``lmms_eval_instruction``)."""
         meta = sample.metadata
         options = "There are several options:\n" + "".join(
             f"{c}. {v}\n" for c, v in sorted(meta["choices"].items()) if c in "ABCDE"
         )
         options = options.rstrip("\n")
-        hint = meta["hint"]
+        hint = self.lmms_eval_hint(sample)
         query = f"{hint} {meta['question']} {options}" if hint is not None else f"{meta['question']} {options}"
-        return with_image(f"{query}\n\n{SUFFIX}")
+        post = settings.get("post_prompt", f"\n{self.lmms_eval_instruction}")
+        return with_image(f"{query}\n{post}")
+
+    def lmms_eval_hint(self, sample: Sample) -> str | None:
+        """The hint lmms-eval's prompt shows (en: a cell pandas reads as NA, "nan" included, shows none)."""
+        return sample.metadata["hint"]
 
     def circular_eval(
         self, samples: Sequence[Sample], responses: Mapping[str, Response], settings: Settings, judge: Judge | None
     ) -> TaskResult:
         """CircularEval with VLMEvalKit's or lmms-eval's answer extraction (and the judge, when given)."""
-        return score_circular(samples, responses, self.header, settings["scorer"], judge, settings)
+        return score_circular(
+            samples, responses, self.header, settings["scorer"], judge, settings, extractors=self.extractors
+        )
 
     def match_answers(self, samples: Sequence[Sample], records: Iterable[dict[str, Any]]) -> dict[str, str]:
         """LLaVA answers by ``question_id`` (the TSV index, int or text); a later line wins; others ignored."""
@@ -176,7 +193,7 @@ class MMBenchTask(LlavaTask):
         from tasks.mmbench.export import write_submission
 
         predictions = {s.metadata["index"]: responses[s.id].text for s in samples if s.id in responses}
-        return write_submission(find_tsv(Path(data_root)), predictions, Path(output))
+        return write_submission(self.data_path(Path(data_root)), predictions, Path(output))
 
 
 __all__ = ["ROUND", "MMBenchTask"]

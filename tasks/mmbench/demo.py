@@ -184,8 +184,8 @@ class DemoQuestion:
     hint: str | None
 
 
-def plan(seed: int) -> list[DemoQuestion]:
-    """The base questions, in index order, without writing anything."""
+def plan(seed: int, hint_text: str = HINT) -> list[DemoQuestion]:
+    """The base questions, in index order, without writing anything (``hint_text``: the hint some get)."""
     out: list[DemoQuestion] = []
     scene_index = SCENE_INDEX_BASE
     for number in range(N_QUESTIONS):
@@ -199,7 +199,7 @@ def plan(seed: int) -> list[DemoQuestion]:
                 break
         else:
             raise RuntimeError(f"no scene for an MMBench {writer.__name__} question in {MAX_DRAWS} draws")
-        hint = HINT if rng.random() < HINT_PROBABILITY else None
+        hint = hint_text if rng.random() < HINT_PROBABILITY else None
         out.append(DemoQuestion(number + 1, scene_index - 1, scene, question, hint))
     return out
 
@@ -218,9 +218,13 @@ def _png_base64(scene: Scene) -> str:
 
 def write_demo(root: Path, seed: int) -> None:
     """Write ``root/mmbench/mmbench_dev_20230712.tsv``."""
-    base = Path(root) / "mmbench"
-    base.mkdir(parents=True, exist_ok=True)
-    items = plan(seed)
+    write_tsv(Path(root) / "mmbench" / "mmbench_dev_20230712.tsv", seed)
+
+
+def write_tsv(path: Path, seed: int, hint_text: str = HINT) -> None:
+    """Write the demo questions and their circular copies as a legacy-layout TSV at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = plan(seed, hint_text)
     images = {item.index: _png_base64(item.scene) for item in items}
     rows: list[list[str]] = []
     for k in range(4):
@@ -249,4 +253,4 @@ def write_demo(root: Path, seed: int) -> None:
     writer = csv.writer(buffer, delimiter="\t", lineterminator="\n")
     writer.writerow(COLUMNS)
     writer.writerows(rows)
-    (base / "mmbench_dev_20230712.tsv").write_bytes(buffer.getvalue().encode("utf-8"))
+    path.write_bytes(buffer.getvalue().encode("utf-8"))

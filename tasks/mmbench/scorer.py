@@ -34,6 +34,7 @@ the same extraction (a base row the judge was not asked about counts by the heur
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -53,6 +54,7 @@ from tasks.mmbench.tsv import PANDAS_NA, ROUND
 
 PROMPT_DIR = Path(__file__).parent
 RANDOM_SEED = 2680
+CJK = re.compile("[\u4e00-\u9fff]")  # VLMEvalKit's cn_string: any CJK unified ideograph
 JUDGE_TRIES = 3
 # VLMEvalKit's abbreviations of the six L2 categories (as its report prints them).
 L2_ABBREVIATIONS = {
@@ -94,10 +96,14 @@ class Extractor:
     judge_max_tokens: int
     fallback: Callable[[Mapping[str, str], random.Random], str]
     patience: int = 1  # calls per try while the reply is empty or the call fails (lmms-eval: 5), reply stripped
+    # VLMEvalKit's build_prompt_cn: the template for questions with a CJK ideograph (None: never; a path
+    # relative to this module's folder, or absolute)
+    cn_prompt_file: str | None = None
 
     def judge_prompt(self, question: str, options: Sequence[tuple[str, str]], prediction: str) -> str:
         listing = "There are several options: \n" + "".join(f"{c}. {v}\n" for c, v in options)
-        return load_prompt(self.prompt_file).format(question=question, options=listing, prediction=prediction)
+        name = self.cn_prompt_file if self.cn_prompt_file and CJK.search(question) else self.prompt_file
+        return load_prompt(name).format(question=question, options=listing, prediction=prediction)
 
 
 def _vlmevalkit_fallback(choices: Mapping[str, str], rng: random.Random) -> str:
@@ -250,11 +256,14 @@ def score_circular(
     scorer: str = "vlmevalkit",
     judge: Judge | None = None,
     settings: Mapping[str, Any] | None = None,
+    extractors: Mapping[str, Extractor] | None = None,
 ) -> TaskResult:
-    """CircularEval of the given samples (rows) under VLMEvalKit's or lmms-eval's reading."""
-    if scorer not in EXTRACTORS:
-        raise HarnessError(f"mmbench: unknown scorer {scorer!r}; expected one of {', '.join(EXTRACTORS)}")
-    extractor = EXTRACTORS[scorer]
+    """CircularEval of the given samples (rows) under VLMEvalKit's or lmms-eval's reading (``extractors``:
+    the readings by scorer name, :data:`EXTRACTORS` by default)."""
+    extractors = EXTRACTORS if extractors is None else extractors
+    if scorer not in extractors:
+        raise HarnessError(f"{header[0]}: unknown scorer {scorer!r}; expected one of {', '.join(extractors)}")
+    extractor = extractors[scorer]
     settings = settings or {}
     seed = int(settings.get("judge_seed", RANDOM_SEED))
     rng = random.Random(seed)

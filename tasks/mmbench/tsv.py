@@ -115,17 +115,18 @@ class TsvTable:
     rows: list[Row]
 
 
-def is_legacy(path: Path) -> bool:
-    """Whether ``path`` is the legacy 20230712 file (passes as rows, one base64 image per row)."""
-    return Path(path).name == Path(LEGACY_FILE).name
+def is_legacy(path: Path, legacy_file: str = LEGACY_FILE) -> bool:
+    """Whether ``path`` is the legacy file ``legacy_file`` (passes as rows, one base64 image per row)."""
+    return Path(path).name == Path(legacy_file).name
 
 
-def find_tsv(root: Path) -> Path:
-    """The data file to use: the legacy file if present, else VLMEvalKit's (V1.0, then V1.1)."""
-    for rel in (LEGACY_FILE, *VLMEVAL_FILES):
+def find_tsv(root: Path, files: tuple[str, ...] = (LEGACY_FILE, *VLMEVAL_FILES)) -> Path:
+    """The data file to use: the first of ``files`` present (by default the legacy file, else
+    VLMEvalKit's V1.0, then V1.1)."""
+    for rel in files:
         if (Path(root) / rel).is_file():
             return Path(root) / rel
-    names = ", ".join((LEGACY_FILE, *VLMEVAL_FILES))
+    names = ", ".join(files)
     raise DataError(f"{root}: no MMBench dev file found (looked for {names})")
 
 
@@ -182,6 +183,17 @@ def read_table(path: Path) -> TsvTable:
         seen[index] = lineno
         rows.append(Row(lineno, index, cells))
     return TsvTable(path, header, rows)
+
+
+def raw_column(path: Path, column: str) -> dict[int, str]:
+    """Each row's ``column`` cell as written in the file (no NA mapping: ``nan`` stays the text "nan"), by
+    index; rows of a file that ``read_table`` accepts."""
+    records = _records(Path(path))
+    _, header = next(records)
+    if column not in header:
+        return {}
+    at, index_at = header.index(column), header.index("index")
+    return {int(fields[index_at]): fields[at] for _, fields in records if len(fields) == len(header)}
 
 
 def image_strings(table: TsvTable, references: bool) -> dict[int, str]:

@@ -81,10 +81,11 @@ def test_task_and_metric_names_units_and_stderr(tmp_path: Path, capsys) -> None:
         "mmbench_en_dev": {"gpt_eval_score,none": 64.25, "submission,none": "N/A"},
         "llava_in_the_wild": {"gpt_eval_llava_all,none": 55.1, "gpt_eval_llava_conv,none": 60.0},
         "vqav2_test": {"submission,none": "N/A"},
-        "pope": {"pope_accuracy,none": 0.85, "pope_f1_score,strict": 0.8},
+        "pope": {"pope_accuracy,none": 0.85, "pope_f1_score,none": 0.8},
+        "ok_vqa": {"exact_match,none": 0.4, "exact_match,strict": 0.3},
         "textvqa_val": {"exact_match,none": 0.5, "exact_match_stderr,none": 0.05},
     }  # fmt: skip
-    n = {"gqa": 8, "mme": 16, "pope": 20}
+    n = {"gqa": 8, "mme": 16, "pope": 20, "ok_vqa": 10}
     doc = results_doc(tasks, n)
     doc["results"]["mmbench"] = {"alias": "mmbench"}
     doc["group_subtasks"]["mmbench"] = ["mmbench_en_dev"]
@@ -95,7 +96,7 @@ def test_task_and_metric_names_units_and_stderr(tmp_path: Path, capsys) -> None:
     run_dir, result = only_run(tmp_path / "out")
     assert result.spec.command == "import" and result.protocol and result.protocol.name == "lmms-eval"
     assert result.spec.answers == str(source.resolve()) and result.status == "complete"
-    assert set(result.tasks) == {"gqa", "mme", "mmbench", "llava_bench", "vqav2", "pope", "textvqa"}
+    assert set(result.tasks) == {"gqa", "mme", "mmbench", "llava_bench", "vqav2", "pope", "textvqa", "ok_vqa"}
     gqa = result.tasks["gqa"]
     assert gqa.headline == ["accuracy"] and gqa.n_samples == 8
     accuracy = gqa.metrics["accuracy"]
@@ -110,10 +111,13 @@ def test_task_and_metric_names_units_and_stderr(tmp_path: Path, capsys) -> None:
     bench = result.tasks["llava_bench"]
     assert bench.headline == ["relative"] and bench.metrics["relative_conv"].value == 60.0
     assert result.tasks["vqav2"].metrics == {} and result.tasks["textvqa"].metrics["accuracy"].value == 50.0
-    pope = result.tasks["pope"]
-    assert pope.metrics["pope_accuracy"].value == 0.85 and pope.metrics["pope_f1_score,strict"].value == 0.8
-    assert pope.headline == ["pope_accuracy"]
-    assert any("not one of our tasks" in note for note in pope.notes)
+    pope = result.tasks["pope"]  # one of ours since issue 20: mapped names, fractions made percent
+    assert pope.headline == ["f1"] and pope.metrics["f1"].value == pytest.approx(80.0)
+    assert pope.metrics["accuracy"].value == pytest.approx(85.0)
+    other = result.tasks["ok_vqa"]  # not one of ours: lmms-eval's names and values as they are
+    assert other.metrics["exact_match"].value == 0.4 and other.metrics["exact_match,strict"].value == 0.3
+    assert other.headline == ["exact_match"]
+    assert any("not one of our tasks" in note for note in other.notes)
     assert any("no samples file" in note for note in gqa.notes)
     assert result.model and result.model.name == "tiny-llava-v1-hf" and result.model.dtype == "float32"
     assert result.model.details["lmms_eval_version"] == "0.7.3" and result.git.commit == "1263800"
