@@ -17,7 +17,7 @@ def _readme_commands() -> list[str]:
 def test_readme_starts_with_demo_and_test_commands() -> None:
     demo, tests = _readme_commands()
     assert "torch==2.13.0" in demo and demo.endswith("python -m harness run --tasks gqa,mme")
-    assert "torch==2.13.0" in tests and tests.endswith("python -m pytest -q")
+    assert "torch==2.13.0" in tests and tests.endswith("python -m pytest -q -n auto --maxprocesses 4 --dist loadfile")
 
 
 def test_ci_runs_the_readme_test_command() -> None:
