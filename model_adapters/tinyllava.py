@@ -190,9 +190,10 @@ def load_image_processor(path: Path) -> Any:
 
 
 def image_processor_from_dict(config: Mapping[str, Any]) -> Any:
-    """A CLIP or SigLIP image processor (PIL-backed) from its settings; None for other kinds."""
+    """A CLIP, SigLIP or Llava (a converted ``pad`` checkpoint's) image processor, PIL-backed, from its settings;
+    None for other kinds."""
     kind = str(config.get("image_processor_type", "")).removesuffix("Fast").removesuffix("Pil")
-    if kind in ("CLIPImageProcessor", "SiglipImageProcessor"):
+    if kind in ("CLIPImageProcessor", "SiglipImageProcessor", "LlavaImageProcessor"):
         return _pil_image_processor_class(kind).from_dict(dict(config))
     return None
 
