@@ -108,6 +108,25 @@ def test_paper_numbers_name_real_tasks_and_sources() -> None:
     assert llava13.scores["mme"] == 1531.3 and llava13.scores["scienceqa"] == 71.6  # realdata SOURCE.md
 
 
+def test_the_issue_20_tasks_are_board_columns_with_the_published_numbers() -> None:
+    """POPE, MMMU, VizWiz and MMBench-CN columns hold the TinyLLaVA Factory and LLaVA-1.5 (MODEL_ZOO) numbers,
+    in LLaVA-1.5's table order."""
+    runs, heads = _runs([{"run_id": "a", "model": "not shown"}]), _heads([("a", "gqa", "accuracy", 50.0, 45.0, 55.0)])
+    board = board_frame(runs, heads, BoardFilters(sources=("paper",)), paper_models()).table
+    table = board.set_index("model")
+    expected = {
+        ("TinyLLaVA-Phi-2-SigLIP-3.1B (share recipe)", "pope"): 87.2,
+        ("TinyLLaVA-Phi-2-SigLIP-3.1B (share recipe)", "mmmu"): 38.4,
+        ("TinyLLaVA Factory SigLIP + Phi-2 (base recipe)", "mmmu"): 38.2,
+        ("LLaVA-1.5-13B", "vizwiz"): 53.6, ("LLaVA-1.5-13B", "pope"): 85.9, ("LLaVA-1.5-13B", "mmbench_cn"): 63.6,
+        ("LLaVA-1.5-7B", "vizwiz"): 50.0, ("LLaVA-1.5-7B", "mmbench_cn"): 58.3, ("LLaVA-1.5-7B", "pope"): 85.9,
+    }  # fmt: skip
+    for (model, task), value in expected.items():
+        assert table.loc[model, task] == value, (model, task)
+    columns = [c for c in board.columns if c in task_names()]
+    assert columns.index("vizwiz") < columns.index("pope") < columns.index("mmbench_cn") < columns.index("mmmu")
+
+
 def test_a_malformed_paper_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "paper.json"
     bad.write_text(json.dumps({"models": [{"name": "x"}]}))
