@@ -15,6 +15,9 @@ says what plain transformers loses without it. ``with_lm_head_bias`` also writes
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +108,7 @@ def convert_checkpoint(
         raise UsageError(
             f"--with-lm-head-bias: the {family} language model has no lm_head bias (only {', '.join(BIASED_HEADS)})"
         )
-    padded = _write(out, loaded, template, aspect, detected.format, with_lm_head_bias)
+    padded = _write_whole(out, loaded, template, aspect, detected.format, with_lm_head_bias)
     return ConvertReport(
         source_format=FORMATS[detected.format],
         destination=out,
@@ -138,6 +141,21 @@ def _load_hf_llava(path: Path, dtype: torch.dtype | None) -> _Model:
     if bias is not None:
         live = int((bias > torch.finfo(torch.float32).min).sum())
     return _Model(model.eval(), tokenizer, image_processor, bias, live, [], model.get_output_embeddings().out_features)
+
+
+def _write_whole(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, source_format: str,
+                 with_lm_head_bias: bool) -> bool:
+    """``_write`` into a hidden sibling folder renamed to ``out`` when complete: a failed or killed convert never
+    leaves a half-written checkpoint where a later run (or vLLM) would take it for a whole one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        padded = _write(work, loaded, template, aspect, source_format, with_lm_head_bias)
+        work.chmod(0o755)  # mkdtemp makes it private
+        os.replace(work, out)  # onto a missing or empty folder
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return padded
 
 
 def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, source_format: str,

@@ -5,6 +5,10 @@ the printed warning, and re-attached by the tinyllava adapter."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ from harness.errors import HarnessError
 from harness.types import GenerationSettings, ImageRef, Request
 from model_adapters.convert import convert_checkpoint
 from model_adapters.tinyllava import TinyLlavaAdapter
+from tests.helpers.paths import REPO
 from tests.helpers.tiny_checkpoints import make_tiny_llava
 from tests.helpers.tinyllava_lookalikes import CASES, Lookalike, ids_with_image_marks, reference_logits
 
@@ -133,3 +138,21 @@ def test_convert_refuses_a_non_empty_destination_and_bad_args(tmp_path: Path) ->
         convert_checkpoint(source, tmp_path / "busy", {})
     with pytest.raises(HarnessError, match="unknown --model-args key"):
         convert_checkpoint(source, tmp_path / "out", {"attn": "eager"})
+
+
+def test_a_killed_convert_leaves_no_destination_and_a_rerun_completes(tmp_path: Path) -> None:
+    """The checkpoint is written into a hidden sibling folder and renamed into place when whole."""
+    source = make_tiny_llava(tmp_path / "src", tower="siglip", template="phi")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "harness", "convert", str(source), str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    deadline = time.monotonic() + 300
+    while not any(p.is_file() for p in tmp_path.glob(".out.partial-*/*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "convert ended before writing anything"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not out.exists()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    plain_load(out)
