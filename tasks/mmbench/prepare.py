@@ -98,32 +98,38 @@ def tsv_text(rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
-def _columns(paths: list[Path]) -> tuple[list[str], str | None]:
+def _columns(paths: list[Path], task: str, split: str) -> tuple[list[str], str | None]:
     """Columns to read, and the name of the l2-category column (None when the copy has none)."""
-    present = present_columns(paths, REQUIRED, "the MMBench dev split")
+    present = present_columns(paths, REQUIRED, split)
     l2_name = next((n for n in L2_NAMES if n in present), None)
     for name in TSV_COLUMNS:
         if (l2_name is None) if name == "l2-category" else name not in present:
-            note(f"mmbench: the copy has no '{name}' column; its cells are empty")
+            note(f"{task}: the copy has no '{name}' column; its cells are empty")
     wanted = [c for c in TSV_COLUMNS if c in present]
     return wanted + ([l2_name] if l2_name and l2_name not in wanted else []), l2_name
 
 
-def prepare_root(source: Path, root: Path) -> None:
-    """Write the MMBench dev TSV (the legacy 20230712 file when the copy holds that set) under ``root``."""
-    source, root = Path(source), Path(root)
-    paths, is_mmbench_en = _layout(source)
-    columns, l2_name = _columns(paths)
+def dev_rows(paths: list[Path], task: str, split: str) -> tuple[list[list[str]], int]:
+    """The legacy-layout TSV rows of a dev copy's parquet files (each index once) and its number of questions;
+    ``task`` and ``split`` name them in notes and errors."""
+    columns, l2_name = _columns(paths, task, split)
     rows: list[list[str]] = []
     seen: set[int] = set()
-    for where, row in iter_rows(paths, "mmbench dev rows", columns):
+    for where, row in iter_rows(paths, f"{task} dev rows", columns):
         out = tsv_row(row, l2_name, where)
         index = int(out[0])
         if index in seen:
             raise DataError(f"{where}: index {index} repeats an earlier row (overlapping parquet files?)")
         seen.add(index)
         rows.append(out)
-    questions = len({i % ROUND for i in seen})
+    return rows, len({i % ROUND for i in seen})
+
+
+def prepare_root(source: Path, root: Path) -> None:
+    """Write the MMBench dev TSV (the legacy 20230712 file when the copy holds that set) under ``root``."""
+    source, root = Path(source), Path(root)
+    paths, is_mmbench_en = _layout(source)
+    rows, questions = dev_rows(paths, "mmbench", "the MMBench dev split")
     legacy_set = (len(rows), questions) == (LEGACY_ROWS, LEGACY_QUESTIONS)
     if is_mmbench_en or legacy_set:
         target = LEGACY_FILE

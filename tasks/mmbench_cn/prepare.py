@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data.prepare import find_files, iter_rows, note, write_file
-from harness.errors import DataError
-from tasks.common.prepare import present_columns
-from tasks.mmbench.prepare import L2_NAMES, REQUIRED, ROUND, TSV_COLUMNS, tsv_row, tsv_text
+from harness.data.prepare import find_files, note, write_file
+from tasks.mmbench.prepare import dev_rows, tsv_text
 
 HF_DATASET = "lmms-lab/MMBench"
 CN_PATTERN = "cn/dev-*.parquet"
@@ -35,21 +33,6 @@ def prepare_root(source: Path, root: Path) -> None:
     """Write the MMBench-CN dev TSV under ``root`` from the ``cn/dev`` parquet files under ``source``."""
     source, root = Path(source), Path(root)
     paths = find_files(source, (CN_PATTERN,), "MMBench-CN dev parquet files")
-    present = present_columns(paths, REQUIRED, "the MMBench-CN dev split")
-    l2_name = next((n for n in L2_NAMES if n in present), None)
-    for name in TSV_COLUMNS:
-        if (l2_name is None) if name == "l2-category" else name not in present:
-            note(f"mmbench_cn: the copy has no '{name}' column; its cells are empty")
-    columns = [c for c in TSV_COLUMNS if c in present] + ([l2_name] if l2_name else [])
-    rows: list[list[str]] = []
-    seen: set[int] = set()
-    for where, row in iter_rows(paths, "mmbench_cn dev rows", columns):
-        out = tsv_row(row, l2_name, where)
-        index = int(out[0])
-        if index in seen:
-            raise DataError(f"{where}: index {index} repeats an earlier row (overlapping parquet files?)")
-        seen.add(index)
-        rows.append(out)
-    questions = len({i % ROUND for i in seen})
+    rows, questions = dev_rows(paths, "mmbench_cn", "the MMBench-CN dev split")
     note(f"mmbench_cn: {len(rows)} rows / {questions} questions from {HF_DATASET} cn/dev")
     write_file(root / CN_FILE, tsv_text(rows))
