@@ -115,6 +115,7 @@ class MMBenchTask(LlavaTask):
                         "pass": row.round,
                         "question": row.get("question") or "",
                         "hint": hint,
+                        "hint_text": row.na_texts.get("hint", "") if hint is None else hint,  # as written
                         "llava_hint": llava_hint,
                         "choices": row.choices(),
                         "llava_options": row.llava_options(),

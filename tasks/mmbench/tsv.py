@@ -78,6 +78,7 @@ class Row:
     lineno: int
     index: int
     cells: dict[str, str | None] = field(default_factory=dict)
+    na_texts: dict[str, str] = field(default_factory=dict)  # the file's text of each cell read as NA ("nan", ...)
 
     def get(self, column: str) -> str | None:
         return self.cells.get(column)
@@ -171,6 +172,7 @@ def read_table(path: Path) -> TsvTable:
         if len(fields) != len(header):
             raise DataError(f"{path}:{lineno}: expected {len(header)} tab-separated columns, found {len(fields)}")
         cells = {name: (None if is_na(value) else value) for name, value in zip(header, fields)}
+        na_texts = {name: value for name, value in zip(header, fields) if cells[name] is None and value}
         raw_index = fields[header.index("index")]
         try:
             index = int(raw_index)
@@ -181,19 +183,8 @@ def read_table(path: Path) -> TsvTable:
         if index in seen:
             raise DataError(f"{path}:{lineno}: index {index} repeats the row of line {seen[index]}")
         seen[index] = lineno
-        rows.append(Row(lineno, index, cells))
+        rows.append(Row(lineno, index, cells, na_texts))
     return TsvTable(path, header, rows)
-
-
-def raw_column(path: Path, column: str) -> dict[int, str]:
-    """Each row's ``column`` cell as written in the file (no NA mapping: ``nan`` stays the text "nan"), by
-    index; rows of a file that ``read_table`` accepts."""
-    records = _records(Path(path))
-    _, header = next(records)
-    if column not in header:
-        return {}
-    at, index_at = header.index(column), header.index("index")
-    return {int(fields[index_at]): fields[at] for _, fields in records if len(fields) == len(header)}
 
 
 def image_strings(table: TsvTable, references: bool) -> dict[int, str]:

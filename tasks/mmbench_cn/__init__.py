@@ -31,7 +31,6 @@ from typing import ClassVar
 from harness.types import DataFile, Sample
 from tasks.mmbench import MMBenchTask
 from tasks.mmbench.scorer import EXTRACTORS, Extractor
-from tasks.mmbench.tsv import raw_column
 
 CN_FILE = "mmbench/mmbench_dev_cn_20231003.tsv"
 CN_VLMEVAL_FILES = ("mmbench/MMBench_DEV_CN.tsv", "mmbench/MMBench_DEV_CN_V11.tsv")
@@ -77,17 +76,9 @@ class MMBenchCNTask(MMBenchTask):
             )
         ]
 
-    def load(self, data_root: Path) -> list[Sample]:
-        """``mmbench``'s samples, each with its hint cell as written (``raw_hint``) for lmms-eval's prompt."""
-        samples = super().load(data_root)
-        raw = raw_column(self.data_path(Path(data_root)), "hint")
-        for sample in samples:
-            sample.metadata["raw_hint"] = raw.get(sample.metadata["index"], "")
-        return samples
-
     def lmms_eval_hint(self, sample: Sample) -> str | None:
         """cn_utils shows any hint that is not missing (``pd.notna``): the text "nan" too, unlike en_utils."""
-        return sample.metadata.get("raw_hint") or None
+        return sample.metadata["hint_text"] or None
 
     def prepare(self, source: Path, root: Path) -> None:
         from tasks.mmbench_cn.prepare import prepare_root
