@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -144,15 +143,23 @@ def test_a_killed_convert_leaves_no_destination_and_a_rerun_completes(tmp_path: 
     """The checkpoint is written into a hidden sibling folder and renamed into place when whole."""
     source = make_tiny_llava(tmp_path / "src", tower="siglip", template="phi")
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "harness", "convert", str(source), str(out)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-    deadline = time.monotonic() + 300
-    while not any(p.is_file() for p in tmp_path.glob(".out.partial-*/*")):
-        assert proc.poll() is None and time.monotonic() < deadline, "convert ended before writing anything"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    # The process kills itself right after writing the weights, so the kill lands mid-write every time.
+    killer = ("import os, signal, sys\n"
+              "import model_adapters.convert as convert\n"
+              "real = convert.save_weights\n"
+              "def save_then_die(*args, **kwargs):\n"
+              "    real(*args, **kwargs)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "convert.save_weights = save_then_die\n"
+              "from harness.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    arguments = ["convert", str(source), str(out)]
+    killed = subprocess.run([sys.executable, "-c", killer, *arguments], capture_output=True, text=True,
+                            timeout=600, cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert any(p.is_file() for p in tmp_path.glob(".out.partial-*/*")), "the kill came before any file was written"
     assert not out.exists()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    done = subprocess.run([sys.executable, "-m", "harness", *arguments], capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr
     plain_load(out)
