@@ -109,10 +109,11 @@ def _join_notes(path: Path, keys: list[tuple[str, str]], used: set[int]) -> list
     return notes
 
 
-def _used_lines(task: Task, samples: list[Sample], lines: list[dict[str, Any]]) -> set[int]:
-    """Indices of the lines the task's join keeps (joined once more with each line's index as its text)."""
+def _matched_lines(task: Task, samples: list[Sample], lines: list[dict[str, Any]]) -> dict[str, int]:
+    """Sample id -> index of the line the task's join keeps for it (joined with each line's index as its text;
+    every ``match_answers`` passes the text through unchanged)."""
     marked = [{**line, "text": f"\x00{i}"} for i, line in enumerate(lines)]
-    return {int(text[1:]) for text in task.match_answers(samples, marked).values()}
+    return {sid: int(text[1:]) for sid, text in task.match_answers(samples, marked).items()}
 
 
 def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
@@ -131,11 +132,12 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
                 bad[stand_in] = f"{path}:{lineno}: 'text' is {json_kind(rec['text'])}, not a string"
                 rec = {**rec, "text": stand_in}
             lines.append(rec)
-        texts = task.match_answers(samples, lines)
+        matched = _matched_lines(task, samples, lines)
+        texts = {sid: lines[i]["text"] for sid, i in matched.items()}
         keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
         label = str(first.get("model_id") or path.stem)
         responses = {sid: Response(error=bad[t]) if t in bad else Response(text=t) for sid, t in texts.items()}
-        return AnswerFile(responses, label, _join_notes(path, keys, _used_lines(task, samples, lines)))
+        return AnswerFile(responses, label, _join_notes(path, keys, set(matched.values())))
     if "id" in first and "response" in first:
         ids = {s.id for s in samples}
         out: dict[str, Response] = {}

@@ -126,12 +126,14 @@ def mean_estimand(
 
     ``binary``: whether the values are 0/1 outcomes by construction (None: whether all observed ones are).
     """
-    sums = ColumnSums()
+    totals: dict[str, float] = {}
+    counts: dict[str, float] = {}
     items: dict[str, tuple[str, float]] = {}
-    for sid, cluster, value in rows:
-        sums.add(cluster, "sum", value)
-        sums.add(cluster, "n", 1.0)
-        items[sid] = (str(cluster), float(value))
+    for sid, cluster, value in rows:  # ColumnSums' "sum" and "n", inlined: this loop runs once per sample
+        key, v = str(cluster), float(value)
+        totals[key] = totals.get(key, 0.0) + v
+        counts[key] = counts.get(key, 0.0) + 1.0
+        items[sid] = (key, v)
 
     def combine(t: Totals) -> np.ndarray:
         return scale * ratio(t["sum"], t["n"])
@@ -139,7 +141,7 @@ def mean_estimand(
     what = "mean of per-sample scores" + (f" x {scale:g}" if scale != 1 else "")
     if binary is None:
         binary = all(v in (0.0, 1.0) for _, v in items.values())
-    return Estimand(name, combine, sums.frozen(), unit, what, items, scale, binary)
+    return Estimand(name, combine, {"n": counts, "sum": totals}, unit, what, items, scale, binary)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,7 +184,12 @@ def resample_weights(layout: Layout, resamples: int, rng: np.random.Generator) -
         start = 0
         for group in layout.groups:
             size = len(group)
-            flat[:, start : start + size] = group[rng.integers(0, size, size=(b, size))]
+            draws = rng.integers(0, size, size=(b, size))
+            if size and group[0] == start and group[-1] == start + size - 1:  # positions start..: no gather
+                draws += start
+            else:
+                draws = group[draws]
+            flat[:, start : start + size] = draws
             start += size
         flat += (np.arange(b, dtype=np.int64) * n)[:, None]
         counts = np.bincount(flat.ravel(), minlength=b * n).reshape(b, n)

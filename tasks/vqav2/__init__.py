@@ -137,23 +137,37 @@ def _by_question_id(items: Any, path: Path, key: str, fields: tuple[str, ...]) -
     return out
 
 
-def _answer_records(annotation: Mapping[str, Any], path: Path, qid: Any) -> tuple[list[str], list[list[Any]]]:
-    """The ten answer texts and, per answer, what else vqaEval.py's dict comparison sees."""
+_DICT, _STR = {dict}, {str}
+_OFFICIAL_IDS = list(range(1, VQA_ANSWERS + 1))  # the answer ids of every official annotation
+
+
+def _answer_records(annotation: Mapping[str, Any], path: Path, qid: Any) -> tuple[list[str], list[list[Any]] | None]:
+    """The ten answer texts and, per answer, what else vqaEval.py's dict comparison sees: (confidence, id).
+
+    The records are None when those pairs are all distinct (the official files: ids 1-10). Then no two answer
+    dicts are equal, so each answer leaves out only itself, as it does with no records at all; keeping them
+    would add ten small lists per question to every sample and samples-log line.
+    """
     answers = annotation["answers"]
     if not isinstance(answers, list) or len(answers) != VQA_ANSWERS:
         count = len(answers) if isinstance(answers, list) else "no list of"
         raise DataError(
             f"{path}: annotation for question_id {qid}: {count} answers; the VQA evaluator needs exactly {VQA_ANSWERS}"
         )
-    if all(type(answer) is dict and type(answer.get("answer")) is str for answer in answers):  # the usual case
-        return (
-            [answer["answer"] for answer in answers],
-            [[answer.get("answer_confidence"), answer.get("answer_id")] for answer in answers],
-        )
-    for j, answer in enumerate(answers):
-        if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
-            raise DataError(f"{path}: annotation for question_id {qid}: answers[{j}] has no 'answer' string")
-    return [answer["answer"] for answer in answers], [[a.get("answer_confidence"), a.get("answer_id")] for a in answers]
+    texts = [answer.get("answer") for answer in answers] if set(map(type, answers)) == _DICT else None
+    if texts is None or set(map(type, texts)) != _STR:
+        for j, answer in enumerate(answers):
+            if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
+                raise DataError(f"{path}: annotation for question_id {qid}: answers[{j}] has no 'answer' string")
+    if [answer.get("answer_id") for answer in answers] == _OFFICIAL_IDS:
+        return texts, None
+    pairs = [(answer.get("answer_confidence"), answer.get("answer_id")) for answer in answers]
+    try:
+        if len(set(pairs)) == len(pairs):
+            return texts, None
+    except TypeError:  # an unhashable confidence or id: kept, and compared as the official dicts are
+        pass
+    return texts, [list(pair) for pair in pairs]
 
 
 def _read_container(path: Path, key: str) -> Any:
@@ -229,7 +243,7 @@ class VQAv2ValTask(LlavaTask):
                         "question_type": annotation["question_type"],
                         "answer_type": annotation["answer_type"],
                         "multiple_choice_answer": annotation.get("multiple_choice_answer"),
-                        "answer_records": records,
+                        **({"answer_records": records} if records is not None else {}),
                     },
                 )
             )

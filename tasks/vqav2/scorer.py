@@ -86,7 +86,8 @@ def score_val(
     rows: list[tuple[Sample, float]] = []
     per_sample: list[SampleScore] = []
     for sample, text in zip(samples, answers.texts):
-        records = [tuple(r) for r in sample.metadata["answer_records"]]
+        kept = sample.metadata.get("answer_records")  # None: (confidence, id) pairs all distinct
+        records = None if kept is None else [tuple(r) for r in kept]
         scored = scorer(process(text), sample.target, records)
         rows.append((sample, scored.accuracy))
         detail = {"answers": list(scored.answers), "normalized": scored.normalized}

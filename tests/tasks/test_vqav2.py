@@ -69,11 +69,24 @@ def test_val_load_joins_questions_and_annotations(tmp_path: Path) -> None:
     first = samples[0]
     assert first.question == "Question 7001?" and first.target == ["red"] * 10
     assert first.images[0].path.endswith("vqav2/val2014/COCO_val2014_000000000007.jpg")
-    assert first.metadata["answer_records"][3] == ["yes", 4]
+    assert "answer_records" not in first.metadata  # answer ids 1-10: no two answer dicts can be equal
     assert val_image_name(123456) == "COCO_val2014_000000123456.jpg"
     request = task.build_request(first, load_protocol("llava15").settings_for(task))
     assert request.prompt == "<image>\nQuestion 7001?" + LLAVA_SUFFIX
     assert request.generation.max_new_tokens == 128
+
+
+def test_equal_answer_dicts_leave_each_other_out_as_in_vqaeval(tmp_path: Path) -> None:
+    """Four identical {answer, confidence, id} dicts: vqaEval.py's ``item != gtAnsDatum`` leaves all four out
+    for each of them (0 of 6 blues match "red"), while each blue sees the 4 reds: (4 x 0 + 6 x 1) / 10."""
+    repeated = _ann(1, ["red"] * 4 + ["blue"] * 6)
+    for answer in repeated["answers"][:4]:
+        answer["answer_id"] = 1
+    task, samples = _val(tmp_path, [repeated, _ann(2, ["red"] * 4 + ["blue"] * 6)])
+    assert samples[0].metadata["answer_records"][:5] == [["yes", 1]] * 4 + [["yes", 5]]
+    assert "answer_records" not in samples[1].metadata
+    result = task.score(samples, _responses({"1": "red", "2": "red"}))
+    assert [s.score for s in result.samples] == pytest.approx([0.6, 1.0])
 
 
 def test_val_overall_and_types_are_unrounded_means(tmp_path: Path) -> None:
