@@ -202,6 +202,24 @@ class SampleScore(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+_SCORE_FIELDS = frozenset(("sample_id", "parsed", "score", "correct", "detail"))
+
+
+def trusted_sample_score(
+    sample_id: str, parsed: Any, score: float, correct: bool, detail: dict[str, Any]
+) -> SampleScore:
+    """A ``SampleScore`` of values already of the field types, built as ``model_construct`` builds it (the same
+    ``__dict__`` and fields set) without its per-field loop: a scorer makes one per sample, 214k for VQAv2 val."""
+    made = object.__new__(SampleScore)
+    values = {"sample_id": sample_id, "parsed": parsed, "score": score, "correct": correct, "parse_failed": False}
+    values["detail"] = detail
+    object.__setattr__(made, "__dict__", values)
+    object.__setattr__(made, "__pydantic_fields_set__", set(_SCORE_FIELDS))
+    object.__setattr__(made, "__pydantic_extra__", None)
+    object.__setattr__(made, "__pydantic_private__", None)
+    return made
+
+
 class TaskResult(BaseModel):
     """What ``Task.score`` returns: headline metrics first, breakdowns, per-sample scores, counts."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.types import Metric, Response, SampleScore, TaskResult
+from harness.types import Metric, Response, SampleScore, TaskResult, trusted_sample_score
 from tasks.common.answers import Counts
 
 Header = tuple[str, str, Sequence[str]]  # task name, version, headline metrics
@@ -29,9 +29,7 @@ def right_or_wrong(
 def partial_credit(sample_id: str, parsed: Any, score: float, detail: dict[str, Any]) -> SampleScore:
     """A sample scored in [0, 1]; only full credit counts as correct."""
     if type(score) is float and type(sample_id) is str and type(detail) is dict:  # nothing to validate
-        return SampleScore.model_construct(
-            sample_id=sample_id, parsed=parsed, score=score, correct=score == 1.0, detail=detail
-        )
+        return trusted_sample_score(sample_id, parsed, score, score == 1.0, detail)
     return SampleScore(sample_id=sample_id, parsed=parsed, score=score, correct=score == 1.0, detail=detail)
 
 

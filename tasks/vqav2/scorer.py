@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.readers import iter_jsonl, require_fields
-from harness.results.records import Record, mean_of, meta, metadata_key, scored
+from harness.results.records import Record, meta, metadata_key, scored
 from harness.stats.analytic import mean_metric
-from harness.stats.bootstrap import Estimand, Estimands
+from harness.stats.bootstrap import Estimand, Estimands, mean_estimand
 from harness.types import Metric, Response, Sample, SampleScore, TaskResult
 from tasks.common.answers import collect_answers
 from tasks.common.requests import setting_choice
@@ -123,13 +123,17 @@ def semantics(settings: Mapping[str, Any]) -> str:
 
 def estimands(records: Sequence[Record]) -> Estimands:
     """overall and the three answer types as means of per-question VQA scores, resampling images."""
-    rows = scored(records)
     image = metadata_key("image_id")
-    out: dict[str, Estimand] = {"overall": mean_of("overall", rows, image, "image", binary=False)}
+    rows: list[tuple[str, str, float]] = []  # (id, image, score), read once per record for all four metrics
+    by_type: dict[str, list[tuple[str, str, float]]] = defaultdict(list)
+    for record in scored(records):
+        row = (str(record["id"]), image(record), float(record["score"]))
+        rows.append(row)
+        by_type[meta(record, "answer_type")].append(row)
+    out: dict[str, Estimand] = {"overall": mean_estimand("overall", rows, 100.0, "image", binary=False)}
     for answer_type in ANSWER_TYPES:
-        members = [r for r in rows if meta(r, "answer_type") == answer_type]
-        if members:
-            out[answer_type] = mean_of(answer_type, members, image, "image", binary=False)
+        if by_type.get(answer_type):
+            out[answer_type] = mean_estimand(answer_type, by_type[answer_type], 100.0, "image", binary=False)
     return Estimands(out)
 
 

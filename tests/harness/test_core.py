@@ -16,7 +16,7 @@ from harness.registry import get_tasks, parse_model_args, parse_model_spec
 from harness.run.response_cache import ResponseCache
 from harness.run.runner import plan_batches
 from harness.stats.analytic import mean_metric, mean_stderr, sum_of_means_stderr
-from harness.types import GenerationSettings, ImageRef, Request, Response
+from harness.types import GenerationSettings, ImageRef, Request, Response, SampleScore, TaskResult, trusted_sample_score
 
 
 def test_model_spec_and_args_parsing() -> None:
@@ -135,3 +135,14 @@ def test_task_version_is_the_last_changelog_entry_and_needs_one() -> None:
 
         class Unlogged(GQATask):
             version = "3"
+
+
+def test_a_trusted_sample_score_is_the_validated_one() -> None:
+    detail = {"answers": ["a", "b"]}
+    fast = trusted_sample_score("q1", "a", 0.6, False, detail)
+    slow = SampleScore(sample_id="q1", parsed="a", score=0.6, correct=False, detail=detail)
+    assert fast == slow and fast.model_dump() == slow.model_dump() and fast.model_dump_json() == slow.model_dump_json()
+    assert fast.model_fields_set == slow.model_fields_set and fast.parse_failed is False
+    assert fast.model_copy(update={"score": 1.0}).score == 1.0 and fast.score == 0.6
+    result = TaskResult(task="t", version="1", metrics={}, headline=[], samples=[fast])
+    assert TaskResult.model_validate_json(result.model_dump_json()).samples == [slow]
