@@ -80,10 +80,16 @@ def has_data(task: Task, root: Path, purpose: Purpose) -> bool:
 def load_for(task: Task, root: Path, purpose: Purpose) -> list[Sample]:
     """The task's samples for ``purpose``. Scoring reads the run-only files when they are there (``load``) and
     the scorer's files alone otherwise (``load_for_scoring``, where the task has one); the two give the same
-    ids, targets and scores."""
-    if purpose == "score" and not has_data(task, root, "requests"):
-        return task.load_for_scoring(root)
-    return task.load(root)
+    ids, targets and scores. Scoring reads the samples from the sample cache when the data and code are
+    unchanged (``harness.data.sample_cache``)."""
+    if purpose != "score":
+        return task.load(root)
+    from harness.data.sample_cache import cached_load
+
+    if not has_data(task, root, "requests"):
+        return cached_load(task, root, "load_for_scoring", lambda: data_fingerprint(task, root, "score"),
+                           lambda: task.load_for_scoring(root))  # fmt: skip
+    return cached_load(task, root, "load", lambda: data_fingerprint(task, root, "run"), lambda: task.load(root))
 
 
 def data_fingerprint(task: Task, root: Path, purpose: Purpose = "run") -> str:
