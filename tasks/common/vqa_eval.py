@@ -40,9 +40,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from tasks.common.requests import setting_choice
 
 # The official table (ASCII apostrophes), key for key; EvalAI's and lmms-eval's copies are identical.
 CONTRACTIONS: dict[str, str] = {
@@ -155,6 +158,16 @@ def evalai_answer(text: str) -> str:
     """
     text = text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
     return evalai_steps(clean_whitespace(text))
+
+
+PREDICTION_PROCESSORS: dict[str, Callable[[str], str]] = {"evalai": evalai_answer, "none": lambda text: text}
+
+
+def prediction_processor(settings: Mapping[str, Any]) -> Callable[[str], str]:
+    """The protocol's ``prediction_processor`` (default ``"evalai"``: what LLaVA's converters upload; ``"none"``:
+    the answer as the model wrote it); a bad name is a UsageError listing the choices."""
+    name = setting_choice(settings, "prediction_processor", tuple(PREDICTION_PROCESSORS), "evalai")
+    return PREDICTION_PROCESSORS[name]
 
 
 def leave_one_out_accuracy(

@@ -47,6 +47,7 @@ from tasks.common.vqa_eval import (
     evalai_answer,
     leave_one_out_accuracy,
     normalize_official,
+    prediction_processor,
     textvqa_score,
 )
 
@@ -68,7 +69,6 @@ def lmms_eval_score(prediction: str, answers: Sequence[str]) -> Scored:
 
 
 _SCORERS: dict[str, Callable[[str, Sequence[str]], Scored]] = {"official": vizwiz_score, "lmms-eval": lmms_eval_score}
-_PROCESSORS: dict[str, Callable[[str], str]] = {"evalai": evalai_answer, "none": lambda text: text}
 _SEMANTICS = {
     ("official", "evalai"): "the VizWiz evaluator on answers passed through LLaVA's EvalAI answer processor",
     ("official", "none"): "the VizWiz evaluator on the raw answers",
@@ -90,7 +90,7 @@ def score_val(
     headline: Sequence[str] = ("overall",),
 ) -> TaskResult:
     """Score val samples (targets: the ten answers) under the protocol's settings."""
-    process = _PROCESSORS[setting_choice(settings, "prediction_processor", tuple(_PROCESSORS), "evalai")]
+    process = prediction_processor(settings)
     scorer_name = setting_choice(settings, "scorer", tuple(_SCORERS), "official")
     scorer = _SCORERS[scorer_name]
     answers = collect_answers(samples, responses)

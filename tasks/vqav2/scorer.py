@@ -43,6 +43,7 @@ from tasks.common.vqa_eval import (
     evalai_steps,
     lmms_eval_vqa_score,
     official_vqa_score,
+    prediction_processor,
 )
 
 ANSWER_TYPES = ("yes/no", "number", "other")
@@ -50,7 +51,6 @@ EVALAI_CHALLENGE = "https://eval.ai/web/challenges/challenge-page/830"
 
 Scorer = Callable[[str, Sequence[str], Sequence[Hashable] | None], Scored]
 _SCORERS: dict[str, Scorer] = {"official": official_vqa_score, "lmms-eval": lmms_eval_vqa_score}
-_PROCESSORS: dict[str, Callable[[str], str]] = {"evalai": evalai_answer, "none": lambda text: text}
 
 
 def _choice(settings: Mapping[str, Any], key: str, options: Mapping[str, Any], default: str) -> Any:
@@ -80,7 +80,7 @@ def score_val(
     headline: Sequence[str] = ("overall",),
 ) -> TaskResult:
     """Score val2014 samples (targets: the ten answers) under the protocol's settings."""
-    process = _choice(settings, "prediction_processor", _PROCESSORS, "evalai")
+    process = prediction_processor(settings)
     scorer = _choice(settings, "scorer", _SCORERS, "official")
     answers = collect_answers(samples, responses)
     rows: list[tuple[Sample, float]] = []
