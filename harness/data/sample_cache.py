@@ -39,6 +39,7 @@ CACHE_ENV = "HARNESS_SAMPLE_CACHE"
 FOLDER = "samples"
 FORMAT = "1"  # bumped when the file layout changes
 MIN_SECONDS = 1.0  # faster loads are not worth a file
+STALE_TMP_SECONDS = 3600.0  # a partial file this old belongs to a writer that was killed
 _PACKAGES = ("harness", "tasks")
 _writers: list[int] = []  # children still writing a cache file (``wait_for_writes`` reaps them)
 
@@ -90,9 +91,7 @@ def read(path: Path) -> list[Sample] | None:
             samples = pickle.load(handle)
     except Exception:  # a truncated, foreign or outdated file is a miss, never an error
         return None
-    if isinstance(samples, list) and all(type(s) is Sample for s in samples[:1]):
-        return samples
-    return None
+    return samples if isinstance(samples, list) and (not samples or type(samples[0]) is Sample) else None
 
 
 def _write(path: Path, samples: list[Sample]) -> None:
@@ -103,10 +102,13 @@ def _write(path: Path, samples: list[Sample]) -> None:
         with os.fdopen(fd, "wb") as handle:
             pickle.dump(samples, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)
-        stem = path.name.rsplit("-", 1)[0]
+        stem = path.name.rsplit("-", 1)[0]  # task and root
         for old in path.parent.glob(f"{stem}-*.pickle"):
             if old != path:
                 old.unlink(missing_ok=True)
+        for left in path.parent.glob(f".{stem}-*.tmp"):  # a writer killed before its rename leaves one
+            if time.time() - left.stat().st_mtime > STALE_TMP_SECONDS:
+                left.unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -138,7 +138,6 @@ def _by_question_id(items: Any, path: Path, key: str, fields: tuple[str, ...]) -
 
 
 _DICT, _STR = {dict}, {str}
-_OFFICIAL_IDS = list(range(1, VQA_ANSWERS + 1))  # the answer ids of every official annotation
 
 
 def _answer_records(annotation: Mapping[str, Any], path: Path, qid: Any) -> tuple[list[str], list[list[Any]] | None]:
@@ -159,15 +158,18 @@ def _answer_records(annotation: Mapping[str, Any], path: Path, qid: Any) -> tupl
         for j, answer in enumerate(answers):
             if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
                 raise DataError(f"{path}: annotation for question_id {qid}: answers[{j}] has no 'answer' string")
-    if [answer.get("answer_id") for answer in answers] == _OFFICIAL_IDS:
+    if _all_distinct([answer.get("answer_id") for answer in answers]):  # the official files: ids 1-10
         return texts, None
     pairs = [(answer.get("answer_confidence"), answer.get("answer_id")) for answer in answers]
+    return texts, None if _all_distinct(pairs) else [list(pair) for pair in pairs]
+
+
+def _all_distinct(keys: list[Any]) -> bool:
+    """Whether no two keys are equal; False when one is unhashable (then compared as the official dicts are)."""
     try:
-        if len(set(pairs)) == len(pairs):
-            return texts, None
-    except TypeError:  # an unhashable confidence or id: kept, and compared as the official dicts are
-        pass
-    return texts, [list(pair) for pair in pairs]
+        return len(set(keys)) == len(keys)
+    except TypeError:
+        return False
 
 
 def _read_container(path: Path, key: str) -> Any:

@@ -138,3 +138,17 @@ def test_another_users_cache_file_is_never_loaded(root: Path, loads: list[Path],
     assert _load(root) == first and len(loads) == 2  # parsed again (and the file replaced by this user's)
     (replaced,) = _cached_files(tmp_path)
     assert replaced.stat().st_uid == os.getuid()
+
+
+def test_a_killed_writers_partial_file_is_removed_once_stale(root: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cache" / sample_cache.FOLDER
+    folder.mkdir(parents=True)
+    stem = f"vqav2_val-{sample_cache._root_tag(root)}"
+    stale, fresh = folder / f".{stem}-old-1.tmp", folder / f".{stem}-new-2.tmp"
+    for partial in (stale, fresh):
+        partial.write_bytes(b"half a pickle")
+    hours_ago = time.time() - 2 * sample_cache.STALE_TMP_SECONDS
+    os.utime(stale, (hours_ago, hours_ago))
+    first = _load(root)
+    assert not stale.exists() and fresh.exists()  # a fresh one may be another writer's, still at work
+    assert _load(root) == first
