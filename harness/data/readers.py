@@ -29,6 +29,21 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: {TOO_DEEP}") from None
 
 
+# The C scanner behind ``json.loads``, called directly: one line costs half as much (no per-call wrapper).
+_scan_value = json.JSONDecoder().scan_once
+_JSON_SPACE = " \t\n\r"  # what json.loads skips around a value
+
+
+def _json_line(line: str) -> Any:
+    """``json.loads(line)``: the same value, or the same exception (the scanner fails over to ``json.loads``)."""
+    text = line.strip(_JSON_SPACE)
+    try:
+        value, end = _scan_value(text, 0)
+    except (StopIteration, ValueError):  # ValueError: JSONDecodeError, whose position json.loads gives right
+        end = -1
+    return value if end == len(text) else json.loads(line)
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; a bad line names the file and line."""
     path = Path(path)
@@ -43,7 +58,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = _json_line(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{lineno}: malformed JSON line: {exc.msg}") from exc
                 except RecursionError:

@@ -225,26 +225,39 @@ class VQAv2ValTask(LlavaTask):
             raise DataError(f"{a_path}: {len(extra)} annotation(s) have no question in {q_path}, e.g. {extra[0]}")
         samples: list[Sample] = []
         root_text, image_dir = str(root), str(root / VAL_IMAGES)  # joined as strings: no Path per sample
+        # Equal strings and an image's reference are shared: 2.1 M answer texts hold a few thousand distinct
+        # values, so memory, the sample cache's pickle and freeing at exit all shrink.
+        shared: dict[str, str] = {}
+
+        def one(value: Any) -> Any:
+            return shared.setdefault(value, value) if type(value) is str else value
+
+        images: dict[Any, tuple[ImageRef, ...]] = {}
         for qid, question in questions.items():
             annotation = annotations.get(qid)
             if annotation is None:
                 raise DataError(f"{a_path}: no annotation for question_id {qid} of {q_path}")
             texts, records = _answer_records(annotation, a_path, qid)
+            image_id = question["image_id"]
+            image = images.get(image_id)
+            if image is None:
+                image = images[image_id] = (
+                    ImageRef(path=os.path.join(image_dir, val_image_name(image_id)), root=root_text),
+                )
+            text = one(str(question["question"]))
             samples.append(
                 Sample(
                     id=str(qid),
-                    question=str(question["question"]),
-                    images=(
-                        ImageRef(path=os.path.join(image_dir, val_image_name(question["image_id"])), root=root_text),
-                    ),
-                    target=texts,
+                    question=text,
+                    images=image,
+                    target=[one(t) for t in texts],
                     metadata={
                         "question_id": qid,
-                        "image_id": question["image_id"],
-                        "raw_question": str(question["question"]),
-                        "question_type": annotation["question_type"],
-                        "answer_type": annotation["answer_type"],
-                        "multiple_choice_answer": annotation.get("multiple_choice_answer"),
+                        "image_id": image_id,
+                        "raw_question": text,
+                        "question_type": one(annotation["question_type"]),
+                        "answer_type": one(annotation["answer_type"]),
+                        "multiple_choice_answer": one(annotation.get("multiple_choice_answer")),
                         **({"answer_records": records} if records is not None else {}),
                     },
                 )

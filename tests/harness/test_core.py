@@ -53,6 +53,41 @@ def test_io_errors_name_file_and_line(tmp_path: Path) -> None:
         read_tsv(tsv, expected_columns=3)
 
 
+# Lines json.loads reads or rejects in every way the direct scanner could get differently (spaces around a
+# value, a BOM, a non-JSON space, trailing data, an error after leading spaces, constants, deep nesting).
+_JSONL_LINES = [
+    '{"a": 1}', '  {"a": [1, 2]}  ', '\t{"a": "x"}\r', '{"a": 1} x', '{"a": 1}{"b": 2}', '\ufeff{"a": 1}',
+    '\u00a0{"a": 1}', '{"a": 1}\x0b', '{"a": NaN, "b": -Infinity}', '  {"a": "x\ty"}', '  {"a": "\\q"}',
+    '{"a": 1,}', '{', '"text"', "[1]", "1 2", '{"a": 1e999}', '{"a": "\\ud800"}', "[" * 100_000,
+]
+
+
+@pytest.mark.parametrize("line", _JSONL_LINES)
+def test_a_jsonl_line_reads_as_json_loads_reads_it(tmp_path: Path, line: str) -> None:
+    import json
+    import re
+
+    path = tmp_path / "a.jsonl"
+    path.write_text(f"\n{line}\n", encoding="utf-8")
+    try:
+        expected = json.loads(line + "\n")  # the line as the file iterator gives it
+    except json.JSONDecodeError as exc:
+        with pytest.raises(DataError, match=rf"a\.jsonl:2: malformed JSON line: {re.escape(exc.msg)}$") as err:
+            list(iter_jsonl(path))
+        assert f"(char {exc.pos})" in str(err.value.__cause__)  # the position json.loads gives
+        return
+    except RecursionError:
+        with pytest.raises(DataError, match=r"a\.jsonl:2: JSON nested too deeply"):
+            list(iter_jsonl(path))
+        return
+    if not isinstance(expected, dict):
+        with pytest.raises(DataError, match=r"a\.jsonl:2: expected a JSON object"):
+            list(iter_jsonl(path))
+        return
+    [(lineno, got)] = list(iter_jsonl(path))
+    assert lineno == 2 and repr(got) == repr(expected)
+
+
 def test_request_key_changes_with_content_and_image_file(tmp_path: Path) -> None:
     image = tmp_path / "a.png"
     image.write_bytes(b"one")
