@@ -181,14 +181,21 @@ class Task(ABC):
         """Join the lines of a LLaVA answers JSONL (question_id, text, prompt) to sample ids.
 
         The default matches ``answer_id(question_id)`` to the sample id; a later line wins, as the official
-        converters' dicts do.
+        converters' dicts do (see :meth:`answer_lines`).
         """
+        lines = list(records)
+        return {sid: str(lines[i].get("text", "")) for sid, i in self.answer_lines(samples, lines).items()}
+
+    def answer_lines(self, samples: Sequence[Sample], lines: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """The default join as sample id -> index of the line that answers it (a later line wins; the id keeps
+        the place of its first line). Used by ``harness score`` when ``match_answers`` is not overridden."""
         ids = {s.id for s in samples}
-        out: dict[str, str] = {}
-        for rec in records:
-            sid = self.answer_id(rec.get("question_id"))
+        answer_id = str if type(self).answer_id is Task.answer_id else self.answer_id
+        out: dict[str, int] = {}
+        for i, line in enumerate(lines):
+            sid = answer_id(line.get("question_id"))
             if sid in ids:
-                out[sid] = str(rec.get("text", ""))
+                out[sid] = i
         return out
 
     def answer_id(self, question_id: Any) -> str | None:

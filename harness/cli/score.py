@@ -43,9 +43,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from rich.console import Console
-
-    from harness.console import plain, print_task_result, safe_json
     from harness.errors import ScoringFailed
     from harness.run.score_answers import ScoreOptions, result_json, save_scored, score_answers
 
@@ -56,8 +53,14 @@ def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     scored = score_answers(options)
     run_dir = save_scored(scored, options) if args.output_dir else None
     if args.json:
+        from harness.console import safe_json
+
         sys.stdout.write(safe_json(json.dumps(result_json(scored.result), ensure_ascii=False)) + "\n")
     else:
+        from rich.console import Console
+
+        from harness.console import plain, print_task_result
+
         console = Console()
         print_task_result(console, scored.result)
         if run_dir is not None:

@@ -31,7 +31,6 @@ from harness.judging.setup import (
 from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
 from harness.registry import get_task
 from harness.results.outcome import scoring_failure
-from harness.results.recorder import RunRecorder, new_result, protocol_info
 from harness.results.schema import (
     RESULTS_FILE,
     SAMPLES_DIR,
@@ -110,8 +109,10 @@ def _join_notes(path: Path, keys: list[tuple[str, str]], used: set[int]) -> list
 
 
 def _matched_lines(task: Task, samples: list[Sample], lines: list[dict[str, Any]]) -> dict[str, int]:
-    """Sample id -> index of the line the task's join keeps for it (joined with each line's index as its text;
-    every ``match_answers`` passes the text through unchanged)."""
+    """Sample id -> index of the line the task's join keeps for it: the default join's own indices, or a task's
+    ``match_answers`` on the lines with each one's index as its text (every one passes the text through)."""
+    if type(task).match_answers is Task.match_answers:
+        return task.answer_lines(samples, lines)
     marked = [{**line, "text": f"\x00{i}"} for i, line in enumerate(lines)]
     return {sid: int(text[1:]) for sid, text in task.match_answers(samples, marked).items()}
 
@@ -277,6 +278,8 @@ def export_answers(task_name: str, answers: str, data_root: str | None, output: 
 
 def save_scored(scored: Scored, options: ScoreOptions) -> Path:
     """Write a run directory and a store entry for a scored answers file."""
+    from harness.results.recorder import RunRecorder, new_result, protocol_info  # the store: SQLAlchemy, 0.3 s
+
     assert options.output_dir is not None
     results_root = Path(options.output_dir)
     task = get_task(options.task)

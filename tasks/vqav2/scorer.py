@@ -58,17 +58,15 @@ def _choice(settings: Mapping[str, Any], key: str, options: Mapping[str, Any], d
     return options[setting_choice(settings, key, tuple(options), default)]
 
 
-def _metric(rows: Sequence[tuple[Sample, float]], description: str = "") -> Metric:
-    return mean_metric(
-        [score for _, score in rows], [s.metadata["image_id"] for s, _ in rows], description=description
-    )
-
-
-def _by(rows: Sequence[tuple[Sample, float]], key: str) -> dict[str, Metric]:
-    groups: dict[str, list[tuple[Sample, float]]] = defaultdict(list)
-    for row in rows:
-        groups[str(row[0].metadata[key])].append(row)
-    return {name: _metric(groups[name]) for name in sorted(groups)}
+def _by(keys: Sequence[str], scores: Sequence[float], images: Sequence[Hashable]) -> dict[str, Metric]:
+    """A metric per distinct key (sorted), over the questions with that key."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        groups[key].append(i)
+    return {
+        name: mean_metric([scores[i] for i in groups[name]], [images[i] for i in groups[name]])
+        for name in sorted(groups)
+    }
 
 
 def score_val(
@@ -83,18 +81,25 @@ def score_val(
     process = prediction_processor(settings)
     scorer = _choice(settings, "scorer", _SCORERS, "official")
     answers = collect_answers(samples, responses)
-    rows: list[tuple[Sample, float]] = []
+    scores: list[float] = []
+    images: list[Hashable] = []  # the cluster of each question (its image), for the standard errors
+    answer_types: list[str] = []
+    question_types: list[str] = []
     per_sample: list[SampleScore] = []
     for sample, text in zip(samples, answers.texts):
-        kept = sample.metadata.get("answer_records")  # None: (confidence, id) pairs all distinct
+        metadata = sample.metadata
+        kept = metadata.get("answer_records")  # None: (confidence, id) pairs all distinct
         records = None if kept is None else [tuple(r) for r in kept]
         scored = scorer(process(text), sample.target, records)
-        rows.append((sample, scored.accuracy))
+        scores.append(scored.accuracy)
+        images.append(metadata["image_id"])
+        answer_types.append(str(metadata["answer_type"]))
+        question_types.append(str(metadata["question_type"]))
         detail = {"answers": list(scored.answers), "normalized": scored.normalized}
         per_sample.append(partial_credit(sample.id, scored.prediction, scored.accuracy, detail))
     description = f"VQA accuracy (leave-one-out over 10 answers), percent; {semantics(settings)}"
-    metrics = {"overall": _metric(rows, description)}
-    by_type = _by(rows, "answer_type")
+    metrics = {"overall": mean_metric(scores, images, description=description)}
+    by_type = _by(answer_types, scores, images)
     for answer_type in ANSWER_TYPES:
         if answer_type in by_type:
             metrics[answer_type] = by_type[answer_type]
@@ -103,7 +108,7 @@ def score_val(
         f"scorer {settings.get('scorer', 'official')}, prediction processor "
         f"{settings.get('prediction_processor', 'evalai')}; values unrounded (the official tool prints 2 decimals)"
     )
-    breakdowns = {"answer_type": by_type, "question_type": _by(rows, "question_type")}
+    breakdowns = {"answer_type": by_type, "question_type": _by(question_types, scores, images)}
     return task_result((name, version, headline), metrics, per_sample, answers.counts, notes, breakdowns)
 
 
