@@ -68,6 +68,7 @@ class Scored:
     judge: JudgeInfo | None = None
     judge_usage: JudgeUsage | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)  # the samples-log lines the intervals came from
 
     def failure(self) -> str | None:
         """Why the answers gave no headline number (None when they did); see ``scoring_failure``."""
@@ -125,9 +126,9 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
         bad: dict[str, str] = {}  # a stand-in text -> the error of a line whose answer is no string
         lines = []
         for lineno, rec in records:
-            for key in ("question_id", "text"):
-                if key not in rec:
-                    raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
+            if "question_id" not in rec or "text" not in rec:
+                key = "text" if "question_id" in rec else "question_id"
+                raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
             if not isinstance(rec["text"], str):
                 stand_in = f"\x00unreadable answer, line {lineno}"
                 bad[stand_in] = f"{path}:{lineno}: 'text' is {json_kind(rec['text'])}, not a string"
@@ -135,10 +136,13 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
             lines.append(rec)
         matched = _matched_lines(task, samples, lines)
         texts = {sid: lines[i]["text"] for sid, i in matched.items()}
-        keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
         label = str(first.get("model_id") or path.stem)
         responses = {sid: Response(error=bad[t]) if t in bad else Response(text=t) for sid, t in texts.items()}
-        return AnswerFile(responses, label, _join_notes(path, keys, set(matched.values())))
+        used = set(matched.values())
+        if len(used) == len(records):  # every line answered a question: nothing to note
+            return AnswerFile(responses, label)
+        keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
+        return AnswerFile(responses, label, _join_notes(path, keys, used))
     if "id" in first and "response" in first:
         ids = {s.id for s in samples}
         out: dict[str, Response] = {}
@@ -192,7 +196,7 @@ def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) 
     answers = read_answers(path, task, samples)
     by_id = {s.id: s for s in samples}
     answered = [by_id[sid] for sid in answers.responses if sid in by_id]
-    unanswered = [s for s in samples if s.id not in answers.responses]
+    unanswered = [s for s in samples if s.id not in answers.responses] if len(answered) < len(samples) else []
     return LoadedAnswers(
         task, protocol, answered + unanswered, answers.responses, len(answered), root, answers.model_label,
         answers.notes,
@@ -251,7 +255,8 @@ def score_answers(options: ScoreOptions) -> Scored:
             loaded = load_answers(task, protocol, path, root)
             # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
             result = task.score(loaded.samples, loaded.responses, settings, judge=judge)
-            add_intervals(task, result, sample_records(task.name, loaded.samples, result, loaded.responses))
+            records = sample_records(task.name, loaded.samples, result, loaded.responses)
+            add_intervals(task, result, records)
         info = judge.info(options.judge.runs) if judge is not None else None
         usage = usage_since(judge, JudgeUsage()) if judge is not None else None
     finally:
@@ -262,7 +267,7 @@ def score_answers(options: ScoreOptions) -> Scored:
     result.notes.extend(loaded.notes)
     if loaded.n_answered == 0:
         result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
-    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings)
+    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings, records)
 
 
 def export_answers(task_name: str, answers: str, data_root: str | None, output: str) -> Path:

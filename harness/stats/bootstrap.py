@@ -282,11 +282,12 @@ def bootstrap(
     if not estimands.metrics:
         return {}
     items = list(estimands.metrics.values())
-    layout = Layout.of(set().union(*(e.clusters() for e in items)), estimands.strata)
+    clusters = [e.clusters() for e in items]
+    layout = Layout.of(set().union(*clusters), estimands.strata)
     points, values, done = _resampled(items, layout, resamples, seed)
     out: dict[str, Interval] = {}
-    for estimand, point, vals in zip(items, points, values):
-        n = len(estimand.clusters())
+    for estimand, own, point, vals in zip(items, clusters, points, values):
+        n = len(own)
         se, low, high, undefined = _percentiles(vals, level) if n > 1 else (None, None, None, 0)
         method = method_text(estimand, estimands, n, resamples)
         out[estimand.name] = Interval(point, se, low, high, n, done, undefined, method)

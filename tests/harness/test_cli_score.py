@@ -60,6 +60,29 @@ def test_score_json_prints_one_object_and_nothing_else(demo_root: Path, tmp_path
     assert payload["n_missing"] == 0
 
 
+def test_the_quick_exit_after_score_flushes_output_runs_atexit_and_keeps_the_exit_code(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    """``harness score`` keeps its results to the end and leaves without freeing them (``harness.cli.cli``): its
+    output must still be whole, the atexit handlers must still run, and the exit code must be the command's."""
+    answers = tmp_path / "answers.jsonl"
+    _gqa_truth_answers(demo_root, answers, wrong_every=4)
+    entry = (
+        "import atexit, sys; atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+        "from harness.cli import cli; sys.argv = ['harness', *sys.argv[1:]]; cli()"
+    )
+    base = ["score", "gqa", "--data-root", str(demo_root), "--answers"]
+    proc = subprocess.run([sys.executable, "-c", entry, *base, str(answers), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr.endswith("atexit ran\n"), proc.stderr
+    assert json.loads(proc.stdout) == json.loads(harness(*base, str(answers), "--json").stdout)
+    unanswerable = tmp_path / "other.jsonl"  # no line matches a question: exit 1 with the reason on stderr
+    unanswerable.write_text('{"question_id": "no-such-question", "text": "yes"}\n')
+    proc = subprocess.run([sys.executable, "-c", entry, *base, str(unanswerable), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "error: " in proc.stderr and proc.stderr.endswith("atexit ran\n"), proc.stderr
+
+
 def test_score_saves_a_run_and_reports_missing_answers(demo_root: Path, tmp_path: Path) -> None:
     answers = tmp_path / "answers.jsonl"
     _gqa_truth_answers(demo_root, answers)
