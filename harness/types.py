@@ -203,6 +203,11 @@ class SampleScore(BaseModel):
 
 
 _SCORE_FIELDS = frozenset(("sample_id", "parsed", "score", "correct", "detail"))
+# BaseModel's instance slots, set through their descriptors as ``model_construct`` sets them
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def trusted_sample_score(
@@ -213,10 +218,10 @@ def trusted_sample_score(
     made = object.__new__(SampleScore)
     values = {"sample_id": sample_id, "parsed": parsed, "score": score, "correct": correct, "parse_failed": False}
     values["detail"] = detail
-    object.__setattr__(made, "__dict__", values)
-    object.__setattr__(made, "__pydantic_fields_set__", set(_SCORE_FIELDS))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
+    _set_dict(made, values)
+    _set_fields_set(made, set(_SCORE_FIELDS))
+    _set_extra(made, None)
+    _set_private(made, None)
     return made
 
 

@@ -191,14 +191,15 @@ class RunDirectory:
         return f"{SAMPLES_DIR}/{task}.jsonl"
 
 
-_RESPONSE_FIELDS = tuple(f.name for f in fields(Response))
+_RESPONSE_FIELDS = frozenset(f.name for f in fields(Response))
 
 
 def _response_json(response: Response) -> dict[str, Any]:
     """``response.to_json()`` without ``dataclasses.asdict``'s recursive copy (every field is a scalar)."""
-    if type(response) is not Response:
+    values = response.__dict__ if type(response) is Response else None
+    if values is None or values.keys() != _RESPONSE_FIELDS:  # a subclass, or an attribute added later
         return response.to_json()
-    return {name: getattr(response, name) for name in _RESPONSE_FIELDS}
+    return values.copy()  # the fields in declaration order: __init__ sets them in that order
 
 
 def sample_records(

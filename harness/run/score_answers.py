@@ -118,6 +118,10 @@ def _matched_lines(task: Task, samples: list[Sample], lines: list[dict[str, Any]
     return {sid: int(text[1:]) for sid, text in task.match_answers(samples, marked).items()}
 
 
+def _response(text: str, bad: dict[str, str]) -> Response:
+    return Response(error=bad[text]) if text in bad else Response(text=text)
+
+
 def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
     """Responses keyed by sample id, in the answers file's order, a label for the model, and notes."""
     records = _read_records(path)
@@ -135,9 +139,8 @@ def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
                 rec = {**rec, "text": stand_in}
             lines.append(rec)
         matched = _matched_lines(task, samples, lines)
-        texts = {sid: lines[i]["text"] for sid, i in matched.items()}
         label = str(first.get("model_id") or path.stem)
-        responses = {sid: Response(error=bad[t]) if t in bad else Response(text=t) for sid, t in texts.items()}
+        responses = {sid: _response(lines[i]["text"], bad) for sid, i in matched.items()}
         used = set(matched.values())
         if len(used) == len(records):  # every line answered a question: nothing to note
             return AnswerFile(responses, label)

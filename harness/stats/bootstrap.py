@@ -191,7 +191,8 @@ def resample_weights(layout: Layout, resamples: int, rng: np.random.Generator) -
             size = len(group)
             draws = rng.integers(0, size, size=(b, size))
             if size and group[0] == start and group[-1] == start + size - 1:  # positions start..: no gather
-                draws += start
+                if start:
+                    draws += start
             else:
                 draws = group[draws]
             flat[:, start : start + size] = draws
