@@ -161,4 +161,3 @@ def cli() -> NoReturn:
         atexit._run_exitfuncs()
         os._exit(code)
     raise SystemExit(code)
-

@@ -43,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.cli import keep_until_exit
     from harness.errors import ScoringFailed
     from harness.run.score_answers import ScoreOptions, result_json, save_scored, score_answers
 
@@ -50,8 +51,6 @@ def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.task, args.answers, demo_root_unless_given(args.task, args.data_root, args.answers), args.output_dir,
         args.store, args.protocol, list(argv), judge_options(args),
     )
-    from harness.cli import keep_until_exit
-
     scored = score_answers(options)
     keep_until_exit(scored)  # the samples, answers and records of a 214k-question set are not freed one by one
     run_dir = save_scored(scored, options) if args.output_dir else None
