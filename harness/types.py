@@ -216,9 +216,8 @@ def trusted_sample_score(
     """A ``SampleScore`` of values already of the field types, built as ``model_construct`` builds it (the same
     ``__dict__`` and fields set) without its per-field loop: a scorer makes one per sample, 214k for VQAv2 val."""
     made = object.__new__(SampleScore)
-    values = {"sample_id": sample_id, "parsed": parsed, "score": score, "correct": correct, "parse_failed": False}
-    values["detail"] = detail
-    _set_dict(made, values)
+    _set_dict(made, {"sample_id": sample_id, "parsed": parsed, "score": score, "correct": correct,
+                     "parse_failed": False, "detail": detail})  # fmt: skip
     _set_fields_set(made, set(_SCORE_FIELDS))
     _set_extra(made, None)
     _set_private(made, None)

@@ -13,9 +13,9 @@ Only loads that took at least ``MIN_SECONDS`` are kept (``HARNESS_SAMPLE_CACHE=a
 platform has ``fork`` (the scoring goes on meanwhile), else in line. A cache file that cannot be read is
 ignored and replaced.
 
-The trade, measured on VQAv2 val (214k answers, 2 cores): the run that fills the cache takes about 2 s
-longer (the first content digest of the files, and the copy-on-write pages of the forked writer), and
-every later run about 4 s shorter (13 s -> 9-10 s).
+The trade, measured on VQAv2 val (214k answers, 2 cores): the run that fills the cache pays the first
+content digest of the files and the copy-on-write pages of the forked writer (about 2 s); every later run
+skips the parse (2.5 s of JSON and 1.5 s of building samples), reading a 29 MB pickle in about 0.4 s.
 """
 
 from __future__ import annotations

@@ -75,10 +75,15 @@ class RunRecorder:
         responses: Mapping[str, Response],
         requests: Mapping[str, Request] | None = None,
         write_samples: bool = True,
+        records: list[dict[str, Any]] | None = None,
         **extra: Any,
     ) -> TaskRecord:
-        """Write the task's samples log and put its record into the run (``save`` writes it out)."""
-        rel = self.directory.write_samples(scored.task, samples, scored, responses, requests) if write_samples else ""
+        """Write the task's samples log and put its record into the run (``save`` writes it out); ``records``:
+        the log's lines where the caller built them already (``sample_records`` of the same arguments)."""
+        rel = (
+            self.directory.write_samples(scored.task, samples, scored, responses, requests, records)
+            if write_samples else ""
+        )  # fmt: skip
         record = task_record(scored, rel, **extra)
         self.result.tasks[record.task] = record
         return record

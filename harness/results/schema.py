@@ -183,9 +183,12 @@ class RunDirectory:
         result: TaskResult,
         responses: Mapping[str, Response],
         requests: Mapping[str, Request] | None = None,
+        records: list[dict[str, Any]] | None = None,
     ) -> str:
-        """One line per scored sample; returns the path relative to the run directory."""
-        records = sample_records(task, samples, result, responses, requests)
+        """One line per scored sample; returns the path relative to the run directory. ``records``: the
+        ``sample_records`` of these arguments where the caller built them already."""
+        if records is None:
+            records = sample_records(task, samples, result, responses, requests)
         lines = [json.dumps(record, ensure_ascii=False, default=str) for record in records]
         _atomic_write(self.samples_path(task), "\n".join(lines) + ("\n" if lines else ""))
         return f"{SAMPLES_DIR}/{task}.jsonl"

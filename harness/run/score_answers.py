@@ -310,6 +310,7 @@ def save_scored(scored: Scored, options: ScoreOptions) -> Path:
     recorder = RunRecorder(results_root, options.store, result)
     recorder.add_task(
         scored.result, scored.samples, scored.responses, protocol_settings=scored.settings,
+        records=scored.records or None,
         data_fingerprint=fingerprints.get(task.name, ""), judge_usage=scored.judge_usage,
     )
     why = scored.failure()
