@@ -60,7 +60,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     obj = _json_line(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: malformed JSON line: {exc.msg}") from exc
+                    raise DataError(f"{path}:{lineno}: malformed JSON line: {exc.msg} (column {exc.colno})") from exc
                 except RecursionError:
                     raise DataError(f"{path}:{lineno}: {TOO_DEEP}") from None
                 if not isinstance(obj, dict):

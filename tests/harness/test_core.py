@@ -72,7 +72,8 @@ def test_a_jsonl_line_reads_as_json_loads_reads_it(tmp_path: Path, line: str) ->
     try:
         expected = json.loads(line + "\n")  # the line as the file iterator gives it
     except json.JSONDecodeError as exc:
-        with pytest.raises(DataError, match=rf"a\.jsonl:2: malformed JSON line: {re.escape(exc.msg)}$") as err:
+        message = f"a.jsonl:2: malformed JSON line: {exc.msg} (column {exc.colno})"
+        with pytest.raises(DataError, match=re.escape(message) + "$") as err:
             list(iter_jsonl(path))
         assert f"(char {exc.pos})" in str(err.value.__cause__)  # the position json.loads gives
         return
