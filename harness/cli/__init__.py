@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {safe_text(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished work is saved; run the same command again to resume", file=sys.stderr)
+        note = getattr(args, "on_interrupt", "")
+        print(f"interrupted{': ' + note if note else ''}", file=sys.stderr)
         return 130
 
 

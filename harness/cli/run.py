@@ -58,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--log-to", dest="log_to", action="append", default=None, metavar="TRACKER",
                      help="also log the finished run to mlflow[:URI] or wandb[:PROJECT] (repeatable; extra: trackers)")
     add_judge_flags(run)
-    run.set_defaults(handler=main)
+    run.set_defaults(handler=main, on_interrupt="finished work is saved; run the same command again to resume")
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.cli.flags import add_judge_flags, judge_options
 
@@ -23,7 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--protocol", default="llava15",
                        help="whose scoring rules to apply (llava15, lmms-eval, or a protocol .toml file)")
     add_judge_flags(score)
-    score.set_defaults(handler=score_main)
+    score.set_defaults(handler=score_main, on_interrupt="no results were written")
 
     export = sub.add_parser(
         "export",
@@ -45,12 +46,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def score_main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.cli import keep_until_exit
     from harness.errors import ScoringFailed
-    from harness.run.score_answers import ScoreOptions, result_json, save_scored, score_answers
+    from harness.run.score_answers import ScoreOptions, judge_results_root, result_json, save_scored, score_answers
 
     options = ScoreOptions(
         args.task, args.answers, demo_root_unless_given(args.task, args.data_root, args.answers), args.output_dir,
         args.store, args.protocol, list(argv), judge_options(args),
     )
+    if options.judge.spec and judge_results_root(options, Path(args.answers).expanduser()) is not None:
+        args.on_interrupt += "; the judge replies received so far are cached: the same command reuses them"
     scored = score_answers(options)
     keep_until_exit(scored)  # the samples, answers and records of a 214k-question set are not freed one by one
     run_dir = save_scored(scored, options) if args.output_dir else None
@@ -77,7 +80,6 @@ def demo_root_unless_given(task_name: str, data_root: str | None, answers: str) 
     """``--data-root``, else ``$HARNESS_DATA_ROOT``, else (as ``run`` does) the demo root, said on stderr; an
     answers folder (MME's eval_tool results) is scored without a data root, as before."""
     import os
-    from pathlib import Path
 
     if data_root or os.environ.get("HARNESS_DATA_ROOT") or Path(answers).expanduser().is_dir():
         return data_root

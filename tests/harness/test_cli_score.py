@@ -83,6 +83,36 @@ def test_the_quick_exit_after_score_flushes_output_runs_atexit_and_keeps_the_exi
     assert proc.returncode == 1 and "error: " in proc.stderr and proc.stderr.endswith("atexit ran\n"), proc.stderr
 
 
+def test_an_interrupted_score_says_that_nothing_was_written(demo_root: Path, tmp_path: Path) -> None:
+    """Ctrl-C while ``score`` reads its answers: exit 130 and one line that says no results were written (``score``
+    has nothing to resume, unlike ``run``), and no run directory is left behind."""
+    import signal
+    import time
+
+    answers = tmp_path / "answers.jsonl"
+    os.mkfifo(answers)  # the reader blocks in it until the test has seen it open, then gets Ctrl-C
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "score", "gqa", "--data-root", str(demo_root), "--answers", str(answers),
+         "--output-dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:  # opening the write end succeeds only once the command has opened the read end
+        try:
+            writer = os.open(answers, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    os.close(writer)
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "interrupted: no results were written", stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_score_saves_a_run_and_reports_missing_answers(demo_root: Path, tmp_path: Path) -> None:
     answers = tmp_path / "answers.jsonl"
     _gqa_truth_answers(demo_root, answers)
