@@ -5,13 +5,15 @@ val (``vizwiz_val``), per question, with the settings of the protocol:
 - ``prediction_processor``: ``"evalai"`` runs LLaVA's ``EvalAIAnswerProcessor`` on the prediction first,
   as ``convert_vizwiz_for_submission.py`` does before upload (the llava15 default: what the test-dev
   server receives); ``"none"`` leaves it as the model wrote it.
-- ``scorer``: ``"official"`` is the VizWiz VQA evaluator (the ``vqaEval.py`` of the VizWiz API,
-  Qing Li's): the prediction is whitespace-cleaned and always put through the punctuation and
-  digit/article steps of vqaEval.py; the ten human answers are compared as written (VizWiz ships
-  them normalised); leave-one-out over the answers' *positions* (``i != j``), so identical answer
-  records do not leave each other out as GT-Vision-Lab's dict comparison would (VizWiz answers carry
-  no ``answer_id``). ``"lmms-eval"`` is lmms-eval v0.7's ``vizwiz_vqa_process_results``: the whole
-  EvalAI processor on the prediction and on every answer, then the same positional leave-one-out.
+- ``scorer``: ``"official"`` is the VizWiz VQA evaluator (the ``vqaEval.py`` of the VizWiz API, Qing
+  Li's, handed out as example code on vizwiz.org/tasks-and-datasets/vqa; its header links no repository,
+  only the placeholder ``https://github.com/xxx``, kept by the copies a code search finds): the
+  prediction is whitespace-cleaned and always put through the punctuation and digit/article steps of
+  vqaEval.py; the ten human answers are compared as written (VizWiz ships them normalised);
+  leave-one-out over the answers' *positions* (``i != j``), so identical answer records do not leave
+  each other out as GT-Vision-Lab's dict comparison would (VizWiz answers carry no ``answer_id``).
+  ``"lmms-eval"`` is lmms-eval v0.7's ``vizwiz_vqa_process_results``: the whole EvalAI processor on the
+  prediction and on every answer, then the same positional leave-one-out.
 
 Reported: ``overall`` and the four VizWiz answer types (``other``, ``yes/no``, ``number``,
 ``unanswerable``) as metrics, and a breakdown by answer type. Values are 100 x the mean of the
