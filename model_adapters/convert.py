@@ -33,8 +33,10 @@ from model_adapters.formats.preview import declared_settings
 from model_adapters.formats.runtime import (
     LM_HEAD_BIAS_FILE,
     LM_HEAD_BIAS_KEY,
+    SOURCE_FORMAT_KEY,
     build_model,
     checkpoint_state,
+    converted_from_original,
     read_lm_head_bias,
 )
 from model_adapters.formats.tensors import Tensors, main_float_dtype
@@ -46,6 +48,7 @@ MAX_SHARD_BYTES = 5 * 1024**3
 HEAD_BIAS_WEIGHT = "language_model.lm_head.bias"
 # Language models whose native head has a bias (transformers' and vLLM's PhiForCausalLM).
 BIASED_HEADS = ("phi",)
+INPUT_SCALED_FAMILIES = ("gemma",)  # transformers 4.x multiplies all inputs_embeds by sqrt(hidden_size)
 
 
 @dataclass
@@ -108,7 +111,10 @@ def convert_checkpoint(
         raise UsageError(
             f"--with-lm-head-bias: the {family} language model has no lm_head bias (only {', '.join(BIASED_HEADS)})"
         )
-    padded = _write_whole(out, loaded, template, aspect, detected.format, with_lm_head_bias)
+    origin = detected.format
+    if origin == "hf_llava":  # a converted checkpoint converted again keeps the format it first came from
+        origin = str(detected.config.get(SOURCE_FORMAT_KEY) or origin)
+    padded = _write_whole(out, loaded, template, aspect, origin, with_lm_head_bias)
     return ConvertReport(
         source_format=FORMATS[detected.format],
         destination=out,
@@ -116,7 +122,7 @@ def convert_checkpoint(
         image_aspect_ratio=aspect,
         warnings=plain_transformers_warnings(loaded.lm_head_bias, loaded.live_vocab, out, loaded.stored_vocab),
         notes=loaded.notes + ([] if padded else _aspect_notes(aspect, loaded.image_processor))
-        + _bias_notes(family, with_lm_head_bias),
+        + _bias_notes(family, with_lm_head_bias) + _input_scale_notes(family, origin),
     )
 
 
@@ -179,9 +185,10 @@ def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, sourc
     _update_json(out / "config.json", {
         "conv_mode": template.name,
         "image_aspect_ratio": aspect,
-        "tinyllava_source_format": source_format,
+        SOURCE_FORMAT_KEY: source_format,
         "torch_dtype": dtype,  # the name transformers 4.x and vLLM read
     })
+    _portable_text_config(out / "config.json")
     model.generation_config.save_pretrained(out)
     tokenizer = loaded.tokenizer
     image_processor = llava_image_processor(loaded.image_processor, pad=True) if aspect == "pad" else None
@@ -205,7 +212,7 @@ def _write(out: Path, loaded: _Model, template: ChatTemplate, aspect: str, sourc
     processor.save_pretrained(out)
     image_processor.save_pretrained(out)  # preprocessor_config.json, which transformers 4.x reads
     tokenizer.save_pretrained(out)
-    _portable_tokenizer_class(out / "tokenizer_config.json")
+    _portable_tokenizer_config(out / "tokenizer_config.json")
     if loaded.lm_head_bias is not None:
         from safetensors.torch import save_file
 
@@ -239,13 +246,34 @@ def head_bias_weight(loaded: _Model) -> torch.Tensor:
     return weight.to(dtype).contiguous()
 
 
-def _portable_tokenizer_class(path: Path) -> None:
-    """transformers 5 writes ``TokenizersBackend``, a name 4.x cannot resolve; ``PreTrainedTokenizerFast``
-    names the same tokenizer.json-backed class in both."""
+def _portable_tokenizer_config(path: Path) -> None:
+    """What transformers 4.x needs in ``tokenizer_config.json``: transformers 5 writes ``TokenizersBackend``, a name
+    4.x cannot resolve (``PreTrainedTokenizerFast`` names the same tokenizer.json-backed class in both); and 4.x's
+    ``PreTrainedTokenizerFast`` also returns ``token_type_ids`` unless told its input names, which Llava passes on
+    to the language model (4.x StableLM's ``forward`` rejects them)."""
     data = json.loads(path.read_text())
     if data.get("tokenizer_class") == "TokenizersBackend":
         data["tokenizer_class"] = "PreTrainedTokenizerFast"
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    data.setdefault("model_input_names", ["input_ids", "attention_mask"])
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _portable_text_config(path: Path) -> None:
+    """transformers 5 writes RoPE settings only as ``rope_parameters``; 4.x reads ``rope_theta``,
+    ``partial_rotary_factor`` and ``rope_scaling`` and would fall back to its defaults (Qwen2's 1e6 theta read
+    as 10000, phi-2's 0.4 rotary share as 0.5). Both spellings are written; 5 reads its own."""
+    data = json.loads(path.read_text())
+    text = data.get("text_config") or {}
+    rope = text.get("rope_parameters")
+    if not isinstance(rope, dict):
+        return
+    flat = ("rope_theta", "partial_rotary_factor")
+    for key in flat:
+        if key in rope:
+            text.setdefault(key, rope[key])
+    if rope.get("rope_type", "default") != "default":
+        text.setdefault("rope_scaling", {k: v for k, v in rope.items() if k not in flat})
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def save_weights(out: Path, state: Tensors) -> None:
@@ -323,6 +351,14 @@ def _bias_notes(family: str, with_lm_head_bias: bool) -> list[str]:
         return [f"model.safetensors holds {HEAD_BIAS_WEIGHT} (the checkpoint's head bias, or zeros) for vLLM's "
                 f"{family} model; plain transformers lists it as an unexpected key and ignores it"]
     return [f"vLLM's {family} model needs {HEAD_BIAS_WEIGHT}; convert with --with-lm-head-bias to load it there"]
+
+
+def _input_scale_notes(family: str, origin: str) -> list[str]:
+    if family not in INPUT_SCALED_FAMILIES or not converted_from_original({SOURCE_FORMAT_KEY: origin}):
+        return []
+    return [f"the original {family} model multiplied image features by sqrt(hidden_size), as transformers 4.x's "
+            f"{family} does with every input embedding; transformers 5 scales only token embeddings, so plain "
+            "transformers 5 computes the original only through --model tinyllava:DST (4.x computes it as is)"]
 
 
 def _aspect_notes(aspect: str, image_processor: Mapping[str, Any]) -> list[str]:

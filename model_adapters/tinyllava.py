@@ -31,7 +31,13 @@ from model_adapters.fingerprint import fingerprint as checkpoint_fingerprint
 from model_adapters.formats import FORMATS, Converted, Detected, detect
 from model_adapters.formats import load as load_converted
 from model_adapters.formats.preview import declared_settings
-from model_adapters.formats.runtime import attach_lm_head_bias, build_model, read_lm_head_bias
+from model_adapters.formats.runtime import (
+    attach_lm_head_bias,
+    build_model,
+    converted_from_original,
+    read_lm_head_bias,
+    scale_image_features_as_transformers_4,
+)
 from model_adapters.loading import check_vocabulary, describe, load_pretrained, load_tokenizer, quiet_transformers
 from model_adapters.templates import ChatTemplate, get_template, template_names
 
@@ -331,6 +337,8 @@ def load_model(path: Path, settings: Settings) -> Any:
     bias = read_lm_head_bias(path)
     if bias is not None:
         attach_lm_head_bias(model, bias)
+    if converted_from_original(read_json(path / "config.json")):
+        scale_image_features_as_transformers_4(model)
     return model.to(settings.device).eval()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from model_adapters.formats.runtime import llava_parts
+from model_adapters.formats.runtime import converted_from_original, llava_parts, scale_image_features_as_transformers_4
 from training.conversation import IMAGE_PLACEHOLDER
 
 WEIGHT_FILES = (
@@ -202,6 +202,8 @@ def load_llava(path: str, dtype: torch.dtype, attn: str) -> tuple[Any, Any, Any]
     from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
     model = LlavaForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=attn)
+    if converted_from_original(model.config.to_dict()):  # as the adapter runs it (a Gemma original's factor)
+        scale_image_features_as_transformers_4(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     ensure_pad_token(tokenizer)
     kind = _vision_kind(model.config.vision_config)

@@ -4,6 +4,7 @@ that plain Llava lacks, and the parts of a Llava model under their native names.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from model_adapters.formats.tensors import Tensors, read_tensor_file
 
 LM_HEAD_BIAS_FILE = "lm_head_bias.safetensors"
 LM_HEAD_BIAS_KEY = "lm_head.bias"
+SOURCE_FORMAT_KEY = "tinyllava_source_format"  # in a converted checkpoint's config.json: the format it came from
 
 
 @dataclass
@@ -36,6 +38,38 @@ def llava_parts(model: Any) -> LlavaParts:
                           inner.multi_modal_projector)
     return LlavaParts(model.language_model.model, model.get_output_embeddings(), model.vision_tower,
                       model.multi_modal_projector)
+
+
+def converted_from_original(config: Mapping[str, Any]) -> bool:
+    """Whether an HF Llava ``config.json`` was written by ``convert`` from an original TinyLLaVA checkpoint."""
+    return config.get(SOURCE_FORMAT_KEY) not in (None, "hf_llava")
+
+
+def embedding_carries_input_scale(model: Any) -> bool:
+    """Whether the runtime scales token embeddings in the embedding module (Gemma in transformers 5), so that
+    embeddings passed in as ``inputs_embeds`` are not scaled again."""
+    return getattr(model.get_input_embeddings(), "embed_scale", None) is not None
+
+
+def scale_image_features_as_transformers_4(model: Any) -> bool:
+    """Give image features the factor TinyLLaVA's Gemma models applied to them; True when the runtime needs it.
+
+    The originals ran under transformers 4.x, whose Gemma multiplies its whole ``inputs_embeds`` by
+    ``torch.tensor(hidden_size ** 0.5, dtype)`` (``GemmaModel.forward`` in 4.40.1, TinyLLaVA Factory's pin), the
+    spliced image features included. Transformers 5 applies that factor in the token embedding
+    (``embed_scale``) instead, so Llava's image features would reach the layers without it. Where the runtime's
+    token embedding carries the factor, the projector's output is multiplied by it, in the output's dtype as
+    4.x does; elsewhere (4.x) nothing changes. Only for checkpoints that come from such an original.
+    """
+    if not embedding_carries_input_scale(model):
+        return False
+    root = float(model.config.text_config.hidden_size) ** 0.5
+
+    def scaled(module: torch.nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        return output * torch.tensor(root, dtype=output.dtype, device=output.device)
+
+    llava_parts(model).projector.register_forward_hook(scaled)
+    return True
 
 
 def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
@@ -80,6 +114,7 @@ def build_model(converted: Converted, dtype: torch.dtype, attn: str, device: str
         raise HarnessError(f"the converted checkpoint leaves {len(left)} weight(s) unset, e.g. {left[0]}")
     if with_bias and converted.lm_head_bias is not None:
         attach_lm_head_bias(model, converted.lm_head_bias)
+    scale_image_features_as_transformers_4(model)
     return model.to(device).eval()
 
 

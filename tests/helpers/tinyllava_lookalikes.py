@@ -281,9 +281,19 @@ def ids_with_image_marks(prompt: str, tokenizer: Any) -> list[int]:
 
 
 def spliced_embeddings(original: Lookalike, ids: Sequence[int], pixels: torch.Tensor | None) -> torch.Tensor:
-    """Text embeddings with each -200 replaced by the next image's features (``[1, L, H]``)."""
+    """Text embeddings with each -200 replaced by the next image's features (``[1, L, H]``), as the language model
+    of the original's runtime (transformers 4.x) sees them.
+
+    Gemma in transformers 4.x (4.40.1, TinyLLaVA Factory's pin) multiplies its whole ``inputs_embeds`` by
+    ``torch.tensor(hidden_size ** 0.5, dtype)`` inside ``GemmaModel.forward``, image features included; transformers
+    5 applies that factor in the token embedding instead (``embed_scale``), so under 5 the spliced image features
+    are multiplied here, as 4.x would have.
+    """
     embed = original.language_model.get_input_embeddings()
     features = original.image_features(pixels) if pixels is not None else None
+    if features is not None and getattr(embed, "embed_scale", None) is not None:
+        hidden = original.language_model.config.hidden_size
+        features = features * torch.tensor(hidden**0.5, dtype=features.dtype)
     pieces, chunk, image = [], [], 0
     for token in [*ids, None]:
         if token is None or token == IMAGE_TOKEN_INDEX:
