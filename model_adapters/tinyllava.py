@@ -337,8 +337,6 @@ def load_model(path: Path, settings: Settings) -> Any:
     bias = read_lm_head_bias(path)
     if bias is not None:
         attach_lm_head_bias(model, bias)
-    if converted_from_original(read_json(path / "config.json")):
-        scale_image_features_as_transformers_4(model)
     return model.to(settings.device).eval()
 
 
@@ -491,6 +489,8 @@ class TinyLlavaAdapter(ModelAdapter):
             self.tokenizer = converted.tokenizer
             image_processor = image_processor_from_dict(converted.image_processor)
         config = self.model.config
+        from_original = converted is not None or converted_from_original(config.to_dict())
+        self._scaled_image_features = from_original and scale_image_features_as_transformers_4(self.model)
         self._preparer = LlavaPreparer(
             tokenizer=self.tokenizer,
             image_processor=image_processor,
@@ -550,6 +550,8 @@ class TinyLlavaAdapter(ModelAdapter):
         }
         if self.format != "hf_llava":  # converted in memory: the converter and the base/tower contents count
             settings.update(format=self.format, converter_version=CONVERTER_VERSION, sources=self._extra_sources)
+        if self._scaled_image_features:  # answers cached before the factor was restored are not reused
+            settings["image_features"] = "x sqrt(hidden_size), as transformers 4.x's language model did"
         return settings
 
     @property

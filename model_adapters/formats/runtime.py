@@ -59,7 +59,8 @@ def scale_image_features_as_transformers_4(model: Any) -> bool:
     spliced image features included. Transformers 5 applies that factor in the token embedding
     (``embed_scale``) instead, so Llava's image features would reach the layers without it. Where the runtime's
     token embedding carries the factor, the projector's output is multiplied by it, in the output's dtype as
-    4.x does; elsewhere (4.x) nothing changes. Only for checkpoints that come from such an original.
+    4.x does; elsewhere (4.x) nothing changes. Only for checkpoints that come from such an original (the
+    adapter: formats converted in memory and folders ``convert`` wrote from them; ``training``: ``init_from`` those).
     """
     if not embedding_carries_input_scale(model):
         return False
@@ -114,7 +115,6 @@ def build_model(converted: Converted, dtype: torch.dtype, attn: str, device: str
         raise HarnessError(f"the converted checkpoint leaves {len(left)} weight(s) unset, e.g. {left[0]}")
     if with_bias and converted.lm_head_bias is not None:
         attach_lm_head_bias(model, converted.lm_head_bias)
-    scale_image_features_as_transformers_4(model)
     return model.to(device).eval()
 
 
