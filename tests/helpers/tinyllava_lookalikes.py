@@ -103,7 +103,7 @@ def text_fields(family: str, vocab: int, tokenizer: Any, tied: bool = False) -> 
     common = {"vocab_size": vocab, "hidden_size": TEXT_HIDDEN, "intermediate_size": 128, "num_hidden_layers": 2,
               "num_attention_heads": 4, "max_position_embeddings": 1024, "tie_word_embeddings": tied, **ids}
     if family == "phi":
-        return {**common, "model_type": "phi", "hidden_act": "gelu_new", "partial_rotary_factor": 0.5,
+        return {**common, "model_type": "phi", "hidden_act": "gelu_new", "partial_rotary_factor": 0.4,
                 "layer_norm_eps": 1e-5, "rope_theta": 10000.0, "qk_layernorm": False, "resid_pdrop": 0.1,
                 "embd_pdrop": 0.0, "num_key_value_heads": 4}
     if family == "llama":
