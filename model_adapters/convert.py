@@ -37,6 +37,7 @@ from model_adapters.formats.runtime import (
     build_model,
     checkpoint_state,
     converted_from_original,
+    origin_format,
     read_lm_head_bias,
 )
 from model_adapters.formats.tensors import Tensors, main_float_dtype
@@ -111,9 +112,7 @@ def convert_checkpoint(
         raise UsageError(
             f"--with-lm-head-bias: the {family} language model has no lm_head bias (only {', '.join(BIASED_HEADS)})"
         )
-    origin = detected.format
-    if origin == "hf_llava":  # a converted checkpoint converted again keeps the format it first came from
-        origin = str(detected.config.get(SOURCE_FORMAT_KEY) or origin)
+    origin = origin_format(detected.format, detected.config)  # converted again, it keeps its first format
     padded = _write_whole(out, loaded, template, aspect, origin, with_lm_head_bias)
     return ConvertReport(
         source_format=FORMATS[detected.format],

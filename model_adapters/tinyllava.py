@@ -35,6 +35,7 @@ from model_adapters.formats.runtime import (
     attach_lm_head_bias,
     build_model,
     converted_from_original,
+    origin_format,
     read_lm_head_bias,
     scale_image_features_as_transformers_4,
 )
@@ -151,17 +152,32 @@ def check_model_args(args: Mapping[str, str], valid: Sequence[str] = MODEL_ARGS)
         )
 
 
-def parse_settings(args: Mapping[str, str], config: Mapping[str, Any], path: Path, device: str) -> Settings:
-    """Validate ``--model-args`` and fill the defaults from the device and the checkpoint."""
+# The dtype each original evaluation ran its checkpoints in on a GPU, under its own loader: TinyLLaVABench's
+# builder (as LLaVA's) loads float16; TinyLLaVA Factory's load_pretrained_model loads float32 (the float16 it sets
+# is never passed on) and casts LoRA checkpoints to float16. HF Llava checkpoints have no such loader: bfloat16.
+ORIGINAL_CUDA_DTYPES = {"legacy": "float16", "projector-only": "float16", "lora": "float16", "factory": "float32"}
+
+
+def default_dtype(device: str, origin: str) -> str:
+    """float32 on CPU; on CUDA the dtype the original evaluation of a checkpoint from ``origin`` used."""
+    if not device.startswith("cuda"):
+        return "float32"
+    return ORIGINAL_CUDA_DTYPES.get(origin, "bfloat16")
+
+
+def parse_settings(
+    args: Mapping[str, str], config: Mapping[str, Any], path: Path, device: str, origin: str = "hf_llava"
+) -> Settings:
+    """Validate ``--model-args`` and fill the defaults from the device and the checkpoint (``origin``: the format its
+    weights come from, which sets the default dtype on CUDA)."""
     check_model_args(args)
-    on_cuda = device.startswith("cuda")
     aspect_default = str(config.get("image_aspect_ratio") or "square")
     if "image_aspect_ratio" not in args and aspect_default not in ASPECTS:
         raise HarnessError(
             f"checkpoint {path} uses image_aspect_ratio '{aspect_default}', which is not supported "
             f"(supported: {', '.join(ASPECTS)})"
         )
-    dtype = _choice(args, "dtype", list(DTYPES), "bfloat16" if on_cuda else "float32")
+    dtype = _choice(args, "dtype", list(DTYPES), default_dtype(device, origin))
     return Settings(
         template=choose_template(args, config, path),
         dtype=dtype,
@@ -530,7 +546,10 @@ class TinyLlavaAdapter(ModelAdapter):
         path, is_demo = resolve_checkpoint(target)
         check_model_args(args)
         detected = detect(path)
-        settings = parse_settings(_plain_args(args), _settings_config(detected, args), path, device or default_device())
+        origin = origin_format(detected.format, detected.config)
+        settings = parse_settings(
+            _plain_args(args), _settings_config(detected, args), path, device or default_device(), origin
+        )
         converted = None
         if detected.format != "hf_llava":
             converted = load_converted(path, detected, args.get("base"), args.get("tower"))

@@ -40,9 +40,15 @@ def llava_parts(model: Any) -> LlavaParts:
                       model.multi_modal_projector)
 
 
+def origin_format(fmt: str, config: Mapping[str, Any]) -> str:
+    """The format a checkpoint's weights come from: its own, or for an HF Llava folder that ``convert`` wrote, the
+    format recorded in its ``config.json``."""
+    return str(config.get(SOURCE_FORMAT_KEY) or fmt) if fmt == "hf_llava" else fmt
+
+
 def converted_from_original(config: Mapping[str, Any]) -> bool:
     """Whether an HF Llava ``config.json`` was written by ``convert`` from an original TinyLLaVA checkpoint."""
-    return config.get(SOURCE_FORMAT_KEY) not in (None, "hf_llava")
+    return origin_format("hf_llava", config) != "hf_llava"
 
 
 def embedding_carries_input_scale(model: Any) -> bool:

@@ -179,6 +179,28 @@ def test_settings_come_from_args_and_config(siglip_adapter, siglip_dir: Path) ->
     assert not adapter.preparer().pad_to_square
 
 
+@pytest.mark.parametrize("origin,cuda_dtype", [
+    ("hf_llava", "bfloat16"), ("legacy", "float16"), ("projector-only", "float16"), ("lora", "float16"),
+    ("factory", "float32"),
+])  # fmt: skip
+def test_the_default_dtype_on_cuda_is_the_original_evaluations(siglip_dir: Path, origin: str, cuda_dtype: str) -> None:
+    """On CUDA a checkpoint runs in the dtype its original evaluation loaded it in (TinyLLaVABench float16, TinyLLaVA
+    Factory float32, its LoRA float16), also when ``convert`` wrote it as HF Llava; on CPU in float32; an explicit
+    ``dtype`` wins. (Settings only: no GPU is needed to choose them.)"""
+    from model_adapters.formats.runtime import SOURCE_FORMAT_KEY, origin_format
+    from model_adapters.tinyllava import parse_settings
+
+    config = json.loads((siglip_dir / "config.json").read_text())
+    written = {**config, SOURCE_FORMAT_KEY: origin}  # what convert records in the folder it writes
+    for fmt, cfg in (("hf_llava", written), (origin, config)):
+        found = origin_format(fmt, cfg)
+        assert found == origin
+        assert parse_settings({}, cfg, siglip_dir, "cuda", found).dtype == cuda_dtype
+        assert parse_settings({}, cfg, siglip_dir, "cuda:1", found).dtype == cuda_dtype
+        assert parse_settings({}, cfg, siglip_dir, "cpu", found).dtype == "float32"
+        assert parse_settings({"dtype": "bfloat16"}, cfg, siglip_dir, "cuda", found).dtype == "bfloat16"
+
+
 def test_pad_to_square_uses_the_mean_colour(siglip_adapter, images) -> None:
     prep = siglip_adapter.preparer()
     wide = images[6].open()  # 90 x 30
