@@ -36,7 +36,6 @@ from model_adapters.formats.runtime import (
     SOURCE_FORMAT_KEY,
     build_model,
     checkpoint_state,
-    converted_from_original,
     origin_format,
     read_lm_head_bias,
 )
@@ -353,7 +352,7 @@ def _bias_notes(family: str, with_lm_head_bias: bool) -> list[str]:
 
 
 def _input_scale_notes(family: str, origin: str) -> list[str]:
-    if family not in INPUT_SCALED_FAMILIES or not converted_from_original({SOURCE_FORMAT_KEY: origin}):
+    if family not in INPUT_SCALED_FAMILIES or origin == "hf_llava":  # no original behind it
         return []
     return [f"the original {family} model multiplied image features by sqrt(hidden_size), as transformers 4.x's "
             f"{family} does with every input embedding; transformers 5 scales only token embeddings, so plain "
