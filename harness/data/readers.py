@@ -66,8 +66,20 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not isinstance(obj, dict):
                     raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
                 yield lineno, obj
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{lineno + 1}: not UTF-8 text") from exc
+        except UnicodeDecodeError as exc:  # the file is decoded in blocks: find the line itself
+            raise DataError(f"{path}:{_first_undecodable_line(path)}: not UTF-8 text") from exc
+
+
+def _first_undecodable_line(path: Path) -> int:
+    """The number of the first line that is not UTF-8, lines ending as the text reader ends them (no newline
+    byte is ever part of a UTF-8 character)."""
+    lines = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno
+    return 1
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -89,6 +89,13 @@ def test_a_jsonl_line_reads_as_json_loads_reads_it(tmp_path: Path, line: str) ->
     assert lineno == 2 and repr(got) == repr(expected)
 
 
+def test_a_jsonl_line_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"a": 1}\n' * 3000 + b'{"a": "\xff"}\n')
+    with pytest.raises(DataError, match=r"a\.jsonl:3001: not UTF-8 text$"):  # not the line of the decoded block
+        list(iter_jsonl(path))
+
+
 def test_request_key_changes_with_content_and_image_file(tmp_path: Path) -> None:
     image = tmp_path / "a.png"
     image.write_bytes(b"one")
