@@ -9,13 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.stats.bootstrap import Estimand, mean_estimand
 from harness.data.readers import iter_jsonl
 
+if TYPE_CHECKING:
+    from harness.types import Sample, SampleScore
+
 Record = Mapping[str, Any]
 ANSWER_CHARS = 200
+
+
+def statistics_records(samples: Sequence[Sample], scores: Sequence[SampleScore]) -> list[dict[str, Any]]:
+    """What a task's statistics read of each sample's record: ``id``, ``score``, ``correct``, ``metadata`` and
+    ``detail`` (the sample's and the score's own dicts, not copies), from ``Sample``s and their ``SampleScore``s.
+
+    The records of a score that is not saved: a third of the cost of the full samples-log lines on VQAv2 val.
+    """
+    by_id = {s.sample_id: s for s in scores}
+    out = []
+    for sample in samples:
+        score = by_id.get(sample.id)
+        if score is None:
+            out.append({"id": sample.id, "score": None, "correct": None, "metadata": sample.metadata, "detail": {}})
+        else:
+            out.append({"id": sample.id, "score": score.score, "correct": score.correct,
+                        "metadata": sample.metadata, "detail": score.detail})  # fmt: skip
+    return out
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

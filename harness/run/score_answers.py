@@ -31,6 +31,7 @@ from harness.judging.setup import (
 from harness.protocol import DEFAULT_PROTOCOL, Protocol, load_protocol
 from harness.registry import get_task
 from harness.results.outcome import scoring_failure
+from harness.results.records import statistics_records
 from harness.results.schema import (
     RESULTS_FILE,
     SAMPLES_DIR,
@@ -258,7 +259,10 @@ def score_answers(options: ScoreOptions) -> Scored:
             loaded = load_answers(task, protocol, path, root)
             # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
             result = task.score(loaded.samples, loaded.responses, settings, judge=judge)
-            records = sample_records(task.name, loaded.samples, result, loaded.responses)
+            if options.output_dir:  # the samples log's lines
+                records = sample_records(task.name, loaded.samples, result, loaded.responses)
+            else:  # only the intervals read them
+                records = statistics_records(loaded.samples, result.samples)
             add_intervals(task, result, records)
         info = judge.info(options.judge.runs) if judge is not None else None
         usage = usage_since(judge, JudgeUsage()) if judge is not None else None
@@ -270,7 +274,8 @@ def score_answers(options: ScoreOptions) -> Scored:
     result.notes.extend(loaded.notes)
     if loaded.n_answered == 0:
         result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
-    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings, records)
+    kept = records if options.output_dir else []
+    return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings, kept)
 
 
 def export_answers(task_name: str, answers: str, data_root: str | None, output: str) -> Path:
