@@ -41,9 +41,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from tasks.common.requests import setting_choice
 
@@ -216,9 +215,9 @@ def _mean_of_capped(counts: tuple[int, ...]) -> float:
     return total / len(counts)
 
 
-@dataclass(frozen=True)
-class Scored:
-    """One question scored: the accuracy, and the prediction and answers as they were compared."""
+class Scored(NamedTuple):
+    """One question scored: the accuracy, and the prediction and answers as they were compared (a named
+    tuple: built once per question, 214k times on VQAv2 val, at a third of a frozen dataclass's cost)."""
 
     accuracy: float
     prediction: str
