@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from operator import methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from harness.stats.bootstrap import Estimands
 
 Settings = Mapping[str, Any]  # one task's settings under a protocol (its [tasks.NAME] table)
+_QUESTION_ID = methodcaller("get", "question_id")  # an answers line's question_id (None when absent)
 
 
 def strip_reasoning(text: str, tag_pairs: Sequence[Sequence[str]]) -> str:
@@ -191,12 +193,8 @@ class Task(ABC):
         the place of its first line). Used by ``harness score`` when ``match_answers`` is not overridden."""
         ids = {s.id for s in samples}
         answer_id = str if type(self).answer_id is Task.answer_id else self.answer_id
-        out: dict[str, int] = {}
-        for i, line in enumerate(lines):
-            sid = answer_id(line.get("question_id"))
-            if sid in ids:
-                out[sid] = i
-        return out
+        named = map(answer_id, map(_QUESTION_ID, lines))  # C-level loops: 214k lines on VQAv2 val
+        return {sid: i for i, sid in enumerate(named) if sid in ids}
 
     def answer_id(self, question_id: Any) -> str | None:
         """The sample id an answers line's ``question_id`` names (default: the id as text)."""

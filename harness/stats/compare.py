@@ -11,7 +11,7 @@ where clusters hold several samples), a paired bootstrap p-value otherwise. An i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,7 +110,7 @@ def run_summary(run: RunData) -> dict[str, Any]:
             "protocol": run.protocol, "is_demo": run.is_demo}  # fmt: skip
 
 
-def _binary_items(estimand: Estimand) -> dict[str, tuple[str, float]] | None:
+def _binary_items(estimand: Estimand) -> Mapping[str, tuple[str, float]] | None:
     """The per-sample outcomes of a mean of 0/1 scores (None for anything else)."""
     if estimand.items is None or not estimand.binary or not all(v in (0.0, 1.0) for _, v in estimand.items.values()):
         return None
