@@ -194,9 +194,13 @@ class Layout:
     def matrix(self, estimand: Estimand) -> tuple[list[str], np.ndarray]:
         names = sorted(estimand.columns)
         out = np.zeros((len(self.keys), len(names)))
+        keys: list[str] = []
+        rows = np.empty(0, dtype=np.int64)
         for j, name in enumerate(names):
             column = estimand.columns[name]
-            rows = np.fromiter(map(self.index.__getitem__, column), dtype=np.int64, count=len(column))
+            if list(column) != keys:  # columns filled together (a mean's sum and n) share their positions
+                keys = list(column)
+                rows = np.fromiter(map(self.index.__getitem__, keys), dtype=np.int64, count=len(keys))
             out[rows, j] = np.fromiter(column.values(), dtype=np.float64, count=len(column))
         return names, out
 

@@ -12,11 +12,20 @@ import pytest
 from harness.data.readers import iter_jsonl, read_json, read_tsv
 from harness.errors import DataError, UsageError
 from harness.protocol import load_protocol
-from harness.registry import get_tasks, parse_model_args, parse_model_spec
+from harness.registry import get_task, get_tasks, parse_model_args, parse_model_spec
 from harness.run.response_cache import ResponseCache
 from harness.run.runner import plan_batches
 from harness.stats.analytic import mean_metric, mean_stderr, sum_of_means_stderr
-from harness.types import GenerationSettings, ImageRef, Request, Response, SampleScore, TaskResult, trusted_sample_score
+from harness.types import (
+    GenerationSettings,
+    ImageRef,
+    Request,
+    Response,
+    Sample,
+    SampleScore,
+    TaskResult,
+    trusted_sample_score,
+)
 
 
 def test_model_spec_and_args_parsing() -> None:
@@ -189,3 +198,16 @@ def test_a_trusted_sample_score_is_the_validated_one() -> None:
     assert fast.model_copy(update={"score": 1.0}).score == 1.0 and fast.score == 0.6
     result = TaskResult(task="t", version="1", metrics={}, headline=[], samples=[fast])
     assert TaskResult.model_validate_json(result.model_dump_json()).samples == [slow]
+
+
+def test_the_default_answers_join_keeps_the_later_line_at_the_first_place() -> None:
+    task = get_task("gqa")
+    samples = [Sample(id=str(i), question="q") for i in range(20)]
+    rng = random.Random(5)
+    lines = [{"question_id": rng.choice([*range(25), "7", None])} for _ in range(200)] + [{"text": "no id"}]
+    expected: dict[str, int] = {}
+    for i, line in enumerate(lines):  # the join as a loop: known ids only; a later line replaces, in place
+        if str(line.get("question_id")) in {s.id for s in samples}:
+            expected[str(line.get("question_id"))] = i
+    got = task.answer_lines(samples, lines)
+    assert list(got.items()) == list(expected.items()) and len(got) == 20
