@@ -259,9 +259,10 @@ def score_answers(options: ScoreOptions) -> Scored:
             loaded = load_answers(task, protocol, path, root)
             # Each task treats unanswered questions as its official tool does (wrong, FAILED, or left out).
             result = task.score(loaded.samples, loaded.responses, settings, judge=judge)
-            if options.output_dir:  # the samples log's lines
+            saved = bool(options.output_dir)  # the samples log's lines; unsaved, only the intervals read records
+            if saved:
                 records = sample_records(task.name, loaded.samples, result, loaded.responses)
-            else:  # only the intervals read them
+            else:
                 records = statistics_records(loaded.samples, result.samples)
             add_intervals(task, result, records)
         info = judge.info(options.judge.runs) if judge is not None else None
@@ -274,7 +275,7 @@ def score_answers(options: ScoreOptions) -> Scored:
     result.notes.extend(loaded.notes)
     if loaded.n_answered == 0:
         result.notes.append(f"no answer in {path.name} matches a question of {task.name}")
-    kept = records if options.output_dir else []
+    kept = records if saved else []  # Scored.records are samples-log lines
     return Scored(result, loaded.samples, loaded.responses, root, loaded.model_label, info, usage, settings, kept)
 
 
