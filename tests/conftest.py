@@ -13,6 +13,11 @@ _MARK = "HARNESS_TEST_OWN_CACHE"  # the cache a test session made (inherited by 
 
 def pytest_configure(config: object) -> None:
     global _OWN_CACHE
+    # One math thread per process (the test process and the harness processes it starts) unless the user chose:
+    # pytest-xdist already runs one worker per core, and workers whose torch spread over every core contend
+    # (tests/faults, test_cli_run and test_judges: 178 s against 210 s on 2 cores).
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     chosen = os.environ.get("HARNESS_CACHE_DIR")
     if chosen and chosen != os.environ.get(_MARK):
         return  # the user's own cache folder
