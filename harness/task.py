@@ -191,10 +191,14 @@ class Task(ABC):
     def answer_lines(self, samples: Sequence[Sample], lines: Sequence[dict[str, Any]]) -> dict[str, int]:
         """The default join as sample id -> index of the line that answers it (a later line wins; the id keeps
         the place of its first line). Used by ``harness score`` when ``match_answers`` is not overridden."""
+        return self.answer_positions(samples, list(map(_QUESTION_ID, lines)))
+
+    def answer_positions(self, samples: Sequence[Sample], question_ids: Sequence[Any]) -> dict[str, int]:
+        """:meth:`answer_lines` on the lines' ``question_id`` values alone (None where a line has none)."""
         ids = {s.id for s in samples}
         answer_id = str if type(self).answer_id is Task.answer_id else self.answer_id
         # dict(zip(...)) keeps each id's last index at its first place, as a loop would, in C (214k lines on VQAv2)
-        out = dict(zip(map(answer_id, map(_QUESTION_ID, lines)), range(len(lines))))
+        out = dict(zip(map(answer_id, question_ids), range(len(question_ids))))
         for unknown in out.keys() - ids:
             del out[unknown]
         return out

@@ -42,9 +42,10 @@ from harness.results.schema import (
     new_run_id,
     sample_records,
 )
+from harness.run.answer_columns import AnswerColumns, llava_columns, read_ahead
 from harness.stats.intervals import add_intervals
 from harness.task import Task
-from harness.types import Response, Sample, TaskResult, json_kind
+from harness.types import Response, Sample, TaskResult
 
 
 @dataclass
@@ -110,43 +111,47 @@ def _join_notes(path: Path, keys: list[tuple[str, str]], used: set[int]) -> list
     return notes
 
 
-def _matched_lines(task: Task, samples: list[Sample], lines: list[dict[str, Any]]) -> dict[str, int]:
+def _lines(path: Path, columns: AnswerColumns) -> list[dict[str, Any]]:
+    """The answers file's lines (texts that are no string stood in for): kept, or read again (a child kept none)."""
+    return columns.lines if columns.lines is not None else llava_columns(path, _read_records(path)).lines or []
+
+
+def _matched_lines(task: Task, samples: list[Sample], path: Path, columns: AnswerColumns) -> dict[str, int]:
     """Sample id -> index of the line the task's join keeps for it: the default join's own indices, or a task's
     ``match_answers`` on the lines with each one's index as its text (every one passes the text through)."""
     if type(task).match_answers is Task.match_answers:
-        return task.answer_lines(samples, lines)
-    marked = [{**line, "text": f"\x00{i}"} for i, line in enumerate(lines)]
+        return task.answer_positions(samples, columns.question_ids)
+    marked = [{**line, "text": f"\x00{i}"} for i, line in enumerate(_lines(path, columns))]
     return {sid: int(text[1:]) for sid, text in task.match_answers(samples, marked).items()}
 
 
-def _response(text: str, bad: dict[str, str]) -> Response:
-    return Response(error=bad[text]) if text in bad else Response(text=text)
+def read_answers(path: Path, task: Task, samples: list[Sample], columns: AnswerColumns | None = None) -> AnswerFile:
+    """Responses keyed by sample id, in the answers file's order, a label for the model, and notes.
+
+    ``columns``: the file's LLaVA answers columns when they were read already (``read_ahead``)."""
+    if columns is None:
+        records = _read_records(path)
+        if "question_id" not in records[0][1]:
+            return _samples_log_answers(path, samples, records)
+        columns = llava_columns(path, records)
+    matched = _matched_lines(task, samples, path, columns)
+    label = str(columns.first.get("model_id") or path.stem)
+    texts, bad = columns.texts, columns.bad
+    if bad:
+        responses = {sid: Response(error=bad[texts[i]]) if texts[i] in bad else Response(text=texts[i])
+                     for sid, i in matched.items()}  # fmt: skip
+    else:
+        responses = {sid: Response(text=texts[i]) for sid, i in matched.items()}
+    used = set(matched.values())
+    if len(used) == len(texts):  # every line answered a question: nothing to note
+        return AnswerFile(responses, label)
+    keys = [(str(line["question_id"]), str(line.get("prompt", ""))) for line in _lines(path, columns)]
+    return AnswerFile(responses, label, _join_notes(path, keys, used))
 
 
-def read_answers(path: Path, task: Task, samples: list[Sample]) -> AnswerFile:
-    """Responses keyed by sample id, in the answers file's order, a label for the model, and notes."""
-    records = _read_records(path)
+def _samples_log_answers(path: Path, samples: list[Sample], records: list[tuple[int, dict[str, Any]]]) -> AnswerFile:
+    """The responses of a samples log of ours (``id``, ``response``); any other format is a DataError."""
     first = records[0][1]
-    if "question_id" in first:
-        bad: dict[str, str] = {}  # a stand-in text -> the error of a line whose answer is no string
-        lines = []
-        for lineno, rec in records:
-            if "question_id" not in rec or "text" not in rec:
-                key = "text" if "question_id" in rec else "question_id"
-                raise DataError(f"{path}:{lineno}: missing field '{key}' (LLaVA answers need question_id and text)")
-            if not isinstance(rec["text"], str):
-                stand_in = f"\x00unreadable answer, line {lineno}"
-                bad[stand_in] = f"{path}:{lineno}: 'text' is {json_kind(rec['text'])}, not a string"
-                rec = {**rec, "text": stand_in}
-            lines.append(rec)
-        matched = _matched_lines(task, samples, lines)
-        label = str(first.get("model_id") or path.stem)
-        responses = {sid: _response(lines[i]["text"], bad) for sid, i in matched.items()}
-        used = set(matched.values())
-        if len(used) == len(records):  # every line answered a question: nothing to note
-            return AnswerFile(responses, label)
-        keys = [(str(rec["question_id"]), str(rec.get("prompt", ""))) for _, rec in records]
-        return AnswerFile(responses, label, _join_notes(path, keys, used))
     if "id" in first and "response" in first:
         ids = {s.id for s in samples}
         out: dict[str, Response] = {}
@@ -196,8 +201,11 @@ def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) 
     if root is None:
         raise UsageError("this needs the task's annotation files: pass --data-root DIR (or set HARNESS_DATA_ROOT)")
     require_data([task], root, "score")
-    samples = task.select(load_for(task, root, "score"), protocol.settings_for(task))
-    answers = read_answers(path, task, samples)
+    # A large answers file is parsed by a child while the samples load (answer_columns.py); a task with its own
+    # join reads whole lines, which the child does not send.
+    with read_ahead(path, enabled=type(task).match_answers is Task.match_answers) as ahead:
+        samples = task.select(load_for(task, root, "score"), protocol.settings_for(task))
+        answers = read_answers(path, task, samples, ahead.columns())
     by_id = {s.id: s for s in samples}
     answered = [by_id[sid] for sid in answers.responses if sid in by_id]
     unanswered = [s for s in samples if s.id not in answers.responses] if len(answered) < len(samples) else []
