@@ -65,6 +65,7 @@ class _Child:
 
     def __init__(self, pid: int, fd: int) -> None:
         self._pid, self._fd = pid, fd
+        self.forked = pid != 0  # False: the file is read in line
 
     def columns(self) -> AnswerColumns | None:
         """The child's columns, or None (not a LLaVA file, a line at fault, a failed child): read in line then."""
