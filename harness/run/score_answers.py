@@ -111,6 +111,11 @@ def _join_notes(path: Path, keys: list[tuple[str, str]], used: set[int]) -> list
     return notes
 
 
+def _default_join(task: Task) -> bool:
+    """Whether the task joins answers lines by question id alone (it does not override ``match_answers``)."""
+    return type(task).match_answers is Task.match_answers
+
+
 def _lines(path: Path, columns: AnswerColumns) -> list[dict[str, Any]]:
     """The answers file's lines (texts that are no string stood in for): kept, or read again (a child kept none)."""
     return columns.lines if columns.lines is not None else llava_columns(path, _read_records(path)).lines or []
@@ -119,7 +124,7 @@ def _lines(path: Path, columns: AnswerColumns) -> list[dict[str, Any]]:
 def _matched_lines(task: Task, samples: list[Sample], path: Path, columns: AnswerColumns) -> dict[str, int]:
     """Sample id -> index of the line the task's join keeps for it: the default join's own indices, or a task's
     ``match_answers`` on the lines with each one's index as its text (every one passes the text through)."""
-    if type(task).match_answers is Task.match_answers:
+    if _default_join(task):
         return task.answer_positions(samples, columns.question_ids)
     marked = [{**line, "text": f"\x00{i}"} for i, line in enumerate(_lines(path, columns))]
     return {sid: int(text[1:]) for sid, text in task.match_answers(samples, marked).items()}
@@ -137,11 +142,8 @@ def read_answers(path: Path, task: Task, samples: list[Sample], columns: AnswerC
     matched = _matched_lines(task, samples, path, columns)
     label = str(columns.first.get("model_id") or path.stem)
     texts, bad = columns.texts, columns.bad
-    if bad:
-        responses = {sid: Response(error=bad[texts[i]]) if texts[i] in bad else Response(text=texts[i])
-                     for sid, i in matched.items()}  # fmt: skip
-    else:
-        responses = {sid: Response(text=texts[i]) for sid, i in matched.items()}
+    responses = {sid: Response(error=bad[text]) if (text := texts[i]) in bad else Response(text=text)
+                 for sid, i in matched.items()}  # fmt: skip
     used = set(matched.values())
     if len(used) == len(texts):  # every line answered a question: nothing to note
         return AnswerFile(responses, label)
@@ -203,7 +205,7 @@ def load_answers(task: Task, protocol: Protocol, path: Path, root: Path | None) 
     require_data([task], root, "score")
     # A large answers file is parsed by a child while the samples load (answer_columns.py); a task with its own
     # join reads whole lines, which the child does not send.
-    with read_ahead(path, enabled=type(task).match_answers is Task.match_answers) as ahead:
+    with read_ahead(path, enabled=_default_join(task)) as ahead:
         samples = task.select(load_for(task, root, "score"), protocol.settings_for(task))
         answers = read_answers(path, task, samples, ahead.columns())
     by_id = {s.id: s for s in samples}
